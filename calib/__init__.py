@@ -1,0 +1,1 @@
+"""INT8 calibration data and Q/DQ quantisation for DPANet."""

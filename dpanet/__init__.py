@@ -1,0 +1,3 @@
+"""DPANet dual-pixel defocus deblurring: model, export, plugins, runtime and calibration."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from dpanet.cli import main
+
+sys.exit(main())

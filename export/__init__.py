@@ -1,0 +1,1 @@
+"""ONNX export of DPANet (needs torch)."""

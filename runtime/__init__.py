@@ -1,0 +1,1 @@
+"""Torch-free inference: image I/O, pre/post-processing and ONNX Runtime / TensorRT backends."""

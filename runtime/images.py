@@ -1,0 +1,115 @@
+"""Reading and writing DP views: PNG, TIFF and JPEG, 8- or 16-bit, 1 or 3 channels (OpenCV).
+
+Pixels are handed around as H x W x C float32 arrays in [0, 1] in the file's channel order, which
+for colour images is BGR (OpenCV's, and the release's). Writes are atomic: a temporary file in the
+target folder, renamed once complete, so a failure leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dpanet.errors import DPANetError
+
+READ_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
+SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")
+_MAX_VALUE = {8: 255.0, 16: 65535.0}
+
+
+class ImageError(DPANetError):
+    """An image that cannot be read or written as asked."""
+
+
+@dataclass
+class Image:
+    pixels: np.ndarray  # H x W x C float32 in [0, 1], file channel order (BGR for colour)
+    bit_depth: int  # 8 or 16
+    path: Path | None = None
+
+    @property
+    def channels(self) -> int:
+        return self.pixels.shape[2]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.pixels.shape[0], self.pixels.shape[1]
+
+
+def read_image(path: str | os.PathLike) -> Image:
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such file")
+    if path.suffix.lower() not in READ_SUFFIXES:
+        raise ImageError(f"{path}: unsupported format {path.suffix!r} (use {', '.join(READ_SUFFIXES)})")
+    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if data is None:
+        raise ImageError(f"{path}: cannot be decoded as an image")
+    if data.size == 0:
+        raise ImageError(f"{path}: image is empty")
+    if data.dtype == np.uint8:
+        bit_depth = 8
+    elif data.dtype == np.uint16:
+        bit_depth = 16
+    else:
+        raise ImageError(f"{path}: {data.dtype} pixels are not supported (need 8- or 16-bit integers)")
+    if data.ndim == 2:
+        data = data[:, :, None]
+    if data.shape[2] not in (1, 3):
+        raise ImageError(
+            f"{path}: {data.shape[2]} channels are not supported (need 1 or 3; drop alpha first)"
+        )
+    pixels = data.astype(np.float32) / _MAX_VALUE[bit_depth]
+    return Image(pixels, bit_depth, path)
+
+
+def check_writable(path: str | os.PathLike, bit_depth: int) -> Path:
+    """Fail early (before any work) if ``path`` cannot take an image of this depth."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in READ_SUFFIXES:
+        raise ImageError(
+            f"{path}: unsupported output format {path.suffix!r} (use {', '.join(READ_SUFFIXES)})"
+        )
+    if bit_depth == 16 and suffix not in SIXTEEN_BIT_SUFFIXES:
+        raise ImageError(f"{path}: {suffix} cannot hold 16-bit pixels (use .png or .tif)")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ImageError(f"{path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise ImageError(f"{path}: folder {parent} is not writable")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder")
+    return path
+
+
+def to_integer(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
+    """[0, 1] floats to the integer range of ``bit_depth``, rounded to nearest."""
+    if bit_depth not in _MAX_VALUE:
+        raise ImageError(f"bit depth must be 8 or 16, got {bit_depth}")
+    dtype = np.uint8 if bit_depth == 8 else np.uint16
+    scaled = np.clip(pixels, 0.0, 1.0) * _MAX_VALUE[bit_depth]
+    return np.rint(scaled).astype(dtype)
+
+
+def write_image(path: str | os.PathLike, pixels: np.ndarray, bit_depth: int) -> Path:
+    """Write H x W x C (C = 1 or 3, file channel order) floats in [0, 1] atomically."""
+    path = check_writable(path, bit_depth)
+    data = to_integer(pixels, bit_depth)
+    if data.ndim == 3 and data.shape[2] == 1:
+        data = data[:, :, 0]
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        if not cv2.imwrite(tmp, data):
+            raise ImageError(f"{path}: OpenCV could not encode the image")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,22 @@
+"""Shared fixtures. Data from ../shared is read only when present; tests that need it skip."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DPANET_SHARED", REPO.parent / "shared"))
+OFFICIAL_KEYS = SHARED / "reference" / "official-state-dict.json"
+DP_REAL = SHARED / "data" / "dp-real"
+
+
+@pytest.fixture
+def official_keys() -> Path:
+    if not OFFICIAL_KEYS.is_file():
+        pytest.skip(
+            f"needs the release's key list at {OFFICIAL_KEYS} (set DPANET_SHARED to the shared folder)"
+        )
+    return OFFICIAL_KEYS

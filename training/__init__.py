@@ -1,0 +1,1 @@
+"""PyTorch side of DPANet: the model, its ops, checkpoints, training and benchmarks (needs torch)."""
