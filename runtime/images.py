@@ -47,6 +47,8 @@ def read_image(path: str | os.PathLike) -> Image:
         raise ImageError(f"{path}: no such file")
     if path.suffix.lower() not in READ_SUFFIXES:
         raise ImageError(f"{path}: unsupported format {path.suffix!r} (use {', '.join(READ_SUFFIXES)})")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: file is empty")
     data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if data is None:
         raise ImageError(f"{path}: cannot be decoded as an image")

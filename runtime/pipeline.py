@@ -15,9 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from dpanet.runtime.images import Image
 
 from dpanet.errors import DPANetError
+from dpanet.runtime.images import Image
 
 Backend = Callable[[np.ndarray, np.ndarray], np.ndarray]
 SIZE_MULTIPLE = 8

@@ -13,7 +13,7 @@ OFFICIAL_KEYS = SHARED / "reference" / "official-state-dict.json"
 DP_REAL = SHARED / "data" / "dp-real"
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def official_keys() -> Path:
     if not OFFICIAL_KEYS.is_file():
         pytest.skip(

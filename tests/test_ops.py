@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from dpanet.training.ops import correlation, modulated_deform_conv2d
+
 from reference_ops import correlation_reference, deform_conv_reference
 
 F32_TOL = 1e-5

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+
 from dpanet.training.complexity import measure
 from dpanet.training.config import DPANetConfig
 from dpanet.training.model import DPANet

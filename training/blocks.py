@@ -6,8 +6,9 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from dpanet.training.ops import ModulatedDeformConv2d, correlation
 from torch import Tensor, nn
+
+from dpanet.training.ops import ModulatedDeformConv2d, correlation
 
 LEAKY_SLOPE = 0.1
 

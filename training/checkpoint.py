@@ -21,11 +21,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from dpanet.runtime.pipeline import CHANNEL_ORDERS
-from dpanet.training.model import DPANet, DPANetConfig
 from torch import Tensor
 
 from dpanet.errors import DPANetError
+from dpanet.runtime.pipeline import CHANNEL_ORDERS
+from dpanet.training.model import DPANet, DPANetConfig
 
 FORMAT = "dpanet-checkpoint"
 VERSION = 1
@@ -191,18 +191,27 @@ def save_checkpoint(
     metadata: Mapping[str, object] | None = None,
 ) -> None:
     """Write our format atomically: a temporary file in the target folder, renamed when complete."""
+    write_checkpoint(path, model.config, model.state_dict(), channel_order, metadata)
+
+
+def write_checkpoint(
+    path: str | os.PathLike,
+    config: DPANetConfig,
+    state_dict: Mapping[str, Tensor],
+    channel_order: str,
+    metadata: Mapping[str, object] | None = None,
+) -> None:
     if channel_order not in CHANNEL_ORDERS:
         raise ValueError(f"channel_order must be one of {CHANNEL_ORDERS}, got {channel_order!r}")
-    path = Path(path)
     payload = {
         "format": FORMAT,
         "version": VERSION,
-        "config": model.config.to_dict(),
+        "config": config.to_dict(),
         "channel_order": channel_order,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
         "metadata": dict(metadata or {}),
     }
-    atomic_torch_save(payload, path)
+    atomic_torch_save(payload, Path(path))
 
 
 def atomic_torch_save(payload: object, path: Path) -> None:
@@ -254,7 +263,8 @@ def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
     channel_order = payload.get("channel_order")
     if channel_order not in CHANNEL_ORDERS:
         raise CheckpointError(f"{path}: channel_order must be one of {CHANNEL_ORDERS}, got {channel_order!r}")
-    model = DPANet(config)
+    with torch.device("meta"):  # no random initialisation: every weight comes from the file
+        model = DPANet(config)
     state = payload.get("state_dict")
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path}: no state_dict")
@@ -271,7 +281,7 @@ def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
             f"{path}: weights do not fit its configuration: "
             + _mismatch_report(missing, unexpected, mismatched)
         )
-    model.load_state_dict(state, strict=True)
+    model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True, assign=True)
     model.eval()
     return LoadedCheckpoint(model, channel_order, dict(payload.get("metadata") or {}), file_sha256(path))
 
@@ -280,11 +290,10 @@ def convert_official(source: str | os.PathLike, destination: str | os.PathLike) 
     """Convert the release's ``final.pth`` (or a plain state dict of it) to our format."""
     source, destination = Path(source), Path(destination)
     state = convert_state_dict(_torch_load(source))
-    model = DPANet(DPANetConfig())
-    model.load_state_dict(state, strict=True)
-    save_checkpoint(
+    write_checkpoint(
         destination,
-        model,
+        DPANetConfig(),
+        state,
         RELEASE_CHANNEL_ORDER,
         {
             "source": "official DPANet release",

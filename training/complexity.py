@@ -18,10 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from torch import nn
+
 from dpanet.training.blocks import SameConv2d
 from dpanet.training.model import DPANet, DPANetConfig, count_parameters
 from dpanet.training.ops import ModulatedDeformConv2d
-from torch import nn
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from dpanet.training.blocks import PerView
-from dpanet.training.model import DPANet
 from tqdm import tqdm
 
 from dpanet.errors import DPANetError
+from dpanet.training.blocks import PerView
+from dpanet.training.model import DPANet
 
 
 def resolve_device(name: str) -> torch.device:

@@ -9,6 +9,8 @@ describes the network and every variant.
 from __future__ import annotations
 
 import torch
+from torch import Tensor, nn
+
 from dpanet.runtime.pipeline import SIZE_MULTIPLE
 from dpanet.training.blocks import (
     CostEmbedding,
@@ -22,7 +24,6 @@ from dpanet.training.blocks import (
     match_size,
 )
 from dpanet.training.config import VARIANTS, DPANetConfig, variant_config
-from torch import Tensor, nn
 
 __all__ = ["VARIANTS", "DPANet", "DPANetConfig", "count_parameters", "variant_config"]
 
