@@ -159,9 +159,20 @@ def alignment_conv(channels: int, deformable: bool) -> nn.Module:
 
 def match_size(x: Tensor, reference: Tensor) -> Tensor:
     """Pad (or, for negative amounts, crop) ``x`` to ``reference``'s height and width the way the
-    release does: floor(d / 2) before, the rest after."""
+    release does: ``d // 2`` before and the rest after, ``d`` being the size difference."""
     dy = reference.shape[2] - x.shape[2]
     dx = reference.shape[3] - x.shape[3]
     if dx == 0 and dy == 0:
         return x
-    return F.pad(x, (dx // 2, dx - dx // 2, dy // 2, dy - dy // 2))
+    top, bottom = _split(dy)
+    left, right = _split(dx)
+    return F.pad(x, (left, right, top, bottom))
+
+
+def _split(d: int) -> tuple[int, int]:
+    """``(d // 2, d - d // 2)`` using floor divisions of non-negative numbers only: the ONNX exporter
+    turns ``//`` of symbolic sizes into a truncating ``Div``, which differs for negative ``d``."""
+    if d >= 0:
+        return d // 2, d - d // 2
+    before = -((1 - d) // 2)
+    return before, d - before

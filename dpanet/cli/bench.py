@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from dpanet.errors import DPANetError
 
@@ -22,6 +23,12 @@ def add_parser(subparsers) -> None:
     m.add_argument("--width", type=int, default=64, help="base width (default: 64, the release)")
     m.add_argument("--repeats", type=int, default=3, help="timed forwards per precision (default: 3)")
     m.set_defaults(run=run_model)
+    e = targets.add_parser("export", help="CPU latency: PyTorch vs ONNX Runtime (portable, plugin, float16)")
+    e.add_argument("--checkpoint", type=Path, help="default: the released architecture, random weights")
+    e.add_argument("--size", type=str, nargs="+", default=["256x256", "1120x1680"], metavar="HxW",
+                   help="sizes (default: 256x256 1120x1680)")  # fmt: skip
+    e.add_argument("--repeats", type=int, default=1, help="timed runs per size and backend (default: 1)")
+    e.set_defaults(run=run_export)
 
 
 def run_model(args: argparse.Namespace) -> int:
@@ -34,4 +41,30 @@ def run_model(args: argparse.Namespace) -> int:
     if h % 8 or w % 8 or h <= 0 or w <= 0:
         raise DPANetError(f"--size {h} {w}: height and width must be positive multiples of 8")
     print(run_model_benchmark(h, w, args.repeats, DPANetConfig(width=args.width)))
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from dpanet.cli.model_info import parse_size
+    from dpanet.export.benchmark import run_export_benchmark
+    from dpanet.training.checkpoint import save_checkpoint
+    from dpanet.training.model import DPANet
+
+    sizes = []
+    for text in args.size:
+        try:
+            h, w = parse_size(text)
+        except argparse.ArgumentTypeError as exc:
+            raise DPANetError(str(exc)) from None
+        if h % 8 or w % 8:
+            raise DPANetError(f"--size {text}: height and width must be multiples of 8")
+        sizes.append((h, w))
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = args.checkpoint
+        if checkpoint is None:
+            checkpoint = Path(folder) / "dpanet-random.pt"
+            save_checkpoint(checkpoint, DPANet(), "BGR", {"note": "random weights for benchmarking"})
+        print(run_export_benchmark(checkpoint, sizes, args.repeats))
     return 0

@@ -18,9 +18,17 @@ def add_parser(subparsers) -> None:
     p.add_argument("--left", "-l", required=True, type=Path, help="left view")
     p.add_argument("--right", "-r", required=True, type=Path, help="right view")
     p.add_argument("-o", "--output", required=True, type=Path, help="output image (.png, .tif, .jpg)")
-    p.add_argument("--checkpoint", type=Path, help="our checkpoint (default: the bundled demo model)")
-    p.add_argument("--backend", choices=["torch"], default="torch", help="inference backend (default: torch)")
+    p.add_argument(
+        "--checkpoint", type=Path, help="our checkpoint, torch backend (default: the bundled demo model)"
+    )
+    p.add_argument("--model", type=Path, help="an exported .onnx model, onnxruntime backend")
+    p.add_argument(
+        "--backend",
+        choices=["torch", "onnxruntime"],
+        help="inference backend (default: onnxruntime when --model is given, else torch)",
+    )
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: all cores)")
     p.set_defaults(run=run)
 
 
@@ -32,10 +40,20 @@ def run(args: argparse.Namespace) -> int:
     right = read_image(args.right)
     check_pair(left, right)
     check_writable(args.output, left.bit_depth)
-    if args.backend == "torch":
+    backend_name = args.backend or ("onnxruntime" if args.model else "torch")
+    if backend_name == "onnxruntime":
+        if args.model is None:
+            raise DPANetError("--backend onnxruntime needs --model MODEL.onnx (see `dpanet export`)")
+        if args.checkpoint is not None:
+            raise DPANetError("--checkpoint is for the torch backend; the onnxruntime backend reads --model")
+        from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+        backend = OnnxRuntimeBackend(args.model, args.threads)
+        channel_order = backend.channel_order
+    else:
+        if args.model is not None:
+            raise DPANetError("--model is for the onnxruntime backend; the torch backend reads --checkpoint")
         backend, channel_order = _torch_backend(args.checkpoint, args.device)
-    else:  # argparse limits the choices
-        raise DPANetError(f"unknown backend {args.backend}")
     result = deblur_pair(left, right, backend, channel_order)
     write_image(args.output, result.pixels, result.bit_depth)
     print(

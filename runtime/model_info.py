@@ -1,0 +1,40 @@
+"""What an exported DPANet ONNX model declares about itself (torch- and onnx-free; docs/export.md)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from dpanet.errors import DPANetError
+
+INPUT_NAMES = ("left", "right")
+OUTPUT_NAME = "output"
+METADATA_PREFIX = "dpanet."
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    config: dict
+    channel_order: str
+    flavor: str
+    precision: str
+    size: str  # "dynamic" or "HxW"
+    checkpoint_sha256: str
+    version: str
+
+
+def model_info_from_metadata(metadata: dict[str, str], label: str) -> ModelInfo:
+    """The model's ``dpanet.*`` metadata (e.g. ONNX Runtime's ``custom_metadata_map``)."""
+    props = {k.removeprefix(METADATA_PREFIX): v for k, v in metadata.items() if k.startswith(METADATA_PREFIX)}
+    missing = {"config", "channel_order", "flavor", "precision"} - set(props)
+    if missing:
+        raise DPANetError(f"{label}: not exported by dpanet (metadata {', '.join(sorted(missing))} missing)")
+    return ModelInfo(
+        config=json.loads(props["config"]),
+        channel_order=props["channel_order"],
+        flavor=props["flavor"],
+        precision=props["precision"],
+        size=props.get("size", "dynamic"),
+        checkpoint_sha256=props.get("checkpoint_sha256", ""),
+        version=props.get("version", ""),
+    )

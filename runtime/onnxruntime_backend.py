@@ -1,0 +1,62 @@
+"""ONNX Runtime backend (CPU) for both export flavours, torch-free.
+
+The portable flavour runs natively. The plugin flavour's custom nodes run as onnxruntime-extensions
+Python custom ops backed by our C++ CPU kernels (:mod:`dpanet.runtime.ort_plugin_ops`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import onnxruntime as ort
+
+from dpanet.errors import DPANetError
+from dpanet.runtime.model_info import INPUT_NAMES, OUTPUT_NAME, ModelInfo, model_info_from_metadata
+from dpanet.runtime.ort_plugin_ops import CORRELATION, DEFORM_CONV, register_plugin_ops
+
+
+class OnnxRuntimeBackend:
+    """Callable ``(left, right) -> output`` on N x 3 x H x W float32 arrays.
+
+    ``model`` is a path to an exported .onnx file, or its serialised bytes.
+    """
+
+    def __init__(
+        self, model: str | os.PathLike | bytes, threads: int | None = None, name: str | None = None
+    ) -> None:
+        label = name or (str(model) if not isinstance(model, bytes) else "model")
+        if not isinstance(model, bytes) and not os.path.isfile(model):
+            raise DPANetError(f"{label}: no such file")
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        unavailable = register_plugin_ops(options)
+        source = model if isinstance(model, bytes) else str(model)
+        try:
+            self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise DPANetError(_explain(label, str(exc), unavailable)) from exc
+        self.info: ModelInfo = model_info_from_metadata(
+            self.session.get_modelmeta().custom_metadata_map, label
+        )
+
+    @property
+    def channel_order(self) -> str:
+        return self.info.channel_order
+
+    def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        feeds = dict(zip(INPUT_NAMES, (left, right), strict=True))
+        return self.session.run([OUTPUT_NAME], feeds)[0]
+
+
+def _explain(label: str, message: str, unavailable: str | None) -> str:
+    first = message.strip().splitlines()[0] if message.strip() else "unknown error"
+    if CORRELATION in message or DEFORM_CONV in message:
+        if unavailable:
+            return f"{label}: a plugin-flavour model needs our custom ops, but {unavailable}"
+        return (
+            f"{label}: ONNX Runtime cannot run its plugin nodes ({first}); float16 plugin models run "
+            "on TensorRT: for ONNX Runtime export --precision fp32 or --flavor portable"
+        )
+    return f"{label}: ONNX Runtime cannot load the model ({first})"
