@@ -27,12 +27,14 @@ class SameConv2d(nn.Conv2d):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int) -> None:
-        super().__init__(in_channels, out_channels, kernel_size, padding=0)
+        symmetric = kernel_size % 2 == 1
+        super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2 if symmetric else 0)
         total = kernel_size - 1
-        self.pad = (total // 2, total - total // 2, total // 2, total - total // 2)  # l, r, t, b
+        # F.pad order: left, right, top, bottom; None when the convolution pads symmetrically itself
+        self.pad = None if symmetric else (total // 2, total - total // 2, total // 2, total - total // 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        return super().forward(F.pad(x, self.pad))
+        return super().forward(x if self.pad is None else F.pad(x, self.pad))
 
 
 class ResidualBlock(nn.Module):
