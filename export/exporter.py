@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from dpanet import __version__
 from dpanet.errors import DPANetError
 from dpanet.export.float16 import to_float16
 from dpanet.export.onnx_ops import register_schemas, translation_table
+from dpanet.files import atomic_write
 from dpanet.runtime.model_info import INPUT_NAMES, METADATA_PREFIX, OUTPUT_NAME
 from dpanet.runtime.pipeline import SIZE_MULTIPLE
 from dpanet.training.checkpoint import LoadedCheckpoint, load_checkpoint
@@ -169,17 +169,6 @@ def check_model(model: onnx.ModelProto) -> onnx.ModelProto:
         raise DPANetError(f"the exported graph failed ONNX checks: {exc}") from exc
 
 
-def write_atomically(model: onnx.ModelProto, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        onnx.save_model(model, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def export_model(loaded: LoadedCheckpoint, options: ExportOptions, progress=None) -> onnx.ModelProto:
     """The checked ONNX model of a loaded checkpoint; ``progress(step)`` is told each stage."""
     options.validate()
@@ -203,5 +192,5 @@ def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, 
     model = export_model(load_checkpoint(checkpoint), options, progress)
     if progress:
         progress("writing")
-    write_atomically(model, output)
+    atomic_write(output, lambda tmp: onnx.save_model(model, tmp))
     return model

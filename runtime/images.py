@@ -8,7 +8,6 @@ target folder, renamed once complete, so a failure leaves no partial output.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import cv2
 import numpy as np
 
 from dpanet.errors import DPANetError
+from dpanet.files import atomic_write
 
 READ_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")
@@ -105,13 +105,10 @@ def write_image(path: str | os.PathLike, pixels: np.ndarray, bit_depth: int) -> 
     data = to_integer(pixels, bit_depth)
     if data.ndim == 3 and data.shape[2] == 1:
         data = data[:, :, 0]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
+
+    def encode(tmp: str) -> None:
         if not cv2.imwrite(tmp, data):
             raise ImageError(f"{path}: OpenCV could not encode the image")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, encode)
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -55,6 +56,9 @@ def test_round_trip_keeps_depth_size_and_channels(tmp_path, checkpoint, shape, d
     result = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
     assert result.dtype == dtype
     assert result.shape == shape
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask  # not the 0600 of a temporary file
 
 
 def test_output_matches_the_model_on_the_padded_input(tmp_path, checkpoint):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 from torch import Tensor
 
 from dpanet.errors import DPANetError
+from dpanet.files import atomic_write
 from dpanet.runtime.pipeline import CHANNEL_ORDERS
 from dpanet.training.model import DPANet, DPANetConfig
 
@@ -216,14 +216,7 @@ def write_checkpoint(
 
 def atomic_torch_save(payload: object, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 class LoadedCheckpoint:
