@@ -11,10 +11,9 @@ from collections.abc import Sequence
 from functools import cache
 
 import numpy as np
-
 from dpanet.plugins._library import library_path
 
-_ERROR_SIZE = 1024
+ERROR_SIZE = 1024
 _SHAPE = ctypes.c_int64 * 4
 _ATTRS = ctypes.c_int32 * 6
 _FLOATS = ctypes.POINTER(ctypes.c_float)
@@ -49,24 +48,29 @@ def _lib() -> ctypes.CDLL:
 
 
 def _call(fn, *args) -> None:
-    error = ctypes.create_string_buffer(_ERROR_SIZE)
-    if fn(*args, error, _ERROR_SIZE) != 0:
+    error = ctypes.create_string_buffer(ERROR_SIZE)
+    if fn(*args, error, ERROR_SIZE) != 0:
         raise ValueError(error.value.decode())
 
 
 def _array(name: str, a) -> np.ndarray:
-    if not isinstance(a, np.ndarray) or a.dtype != np.float32 or not a.flags.c_contiguous:
-        got = f"{a.dtype} {'C-contiguous' if a.flags.c_contiguous else 'strided'} array" if isinstance(
-            a, np.ndarray
-        ) else type(a).__name__
-        raise ValueError(f"{name} must be a C-contiguous float32 numpy array, got a {got}")
+    if not isinstance(a, np.ndarray):
+        raise ValueError(f"{name} must be a numpy array, got {type(a).__name__}")
+    if a.dtype != np.float32 or not a.flags.c_contiguous:
+        layout = "C-contiguous" if a.flags.c_contiguous else "non-contiguous"
+        raise ValueError(f"{name} must be a C-contiguous float32 array, got a {layout} {a.dtype} array")
     return a
+
+
+def shape_array(shape: Sequence[int]) -> ctypes.Array:
+    """An int64[4] for the C ABI."""
+    return _SHAPE(*shape)
 
 
 def _shape(name: str, a: np.ndarray) -> ctypes.Array:
     if a.ndim != 4:
         raise ValueError(f"{name} must be 4-D (NCHW), got shape {a.shape}")
-    return _SHAPE(*a.shape)
+    return shape_array(a.shape)
 
 
 def _ptr(a: np.ndarray | None):
@@ -75,12 +79,13 @@ def _ptr(a: np.ndarray | None):
 
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
     pair = (value, value) if isinstance(value, int | np.integer) else tuple(value)
-    if len(pair) != 2:
-        raise ValueError(f"modulated_deform_conv2d: {name} must be an int or a pair, got {value!r}")
+    if len(pair) != 2 or not all(-(2**31) <= int(v) < 2**31 for v in pair):
+        raise ValueError(f"modulated_deform_conv2d: {name} must be an int32 or a pair of them, got {value!r}")
     return int(pair[0]), int(pair[1])
 
 
-def _attrs(stride, padding, dilation) -> ctypes.Array:
+def attrs_array(stride, padding, dilation) -> ctypes.Array:
+    """The int32[6] DCN attributes of the C ABI: stride, padding, dilation as (y, x) pairs."""
     return _ATTRS(*_pair(stride, "stride"), *_pair(padding, "padding"), *_pair(dilation, "dilation"))
 
 
@@ -130,7 +135,7 @@ def modulated_deform_conv2d(
 ) -> np.ndarray:
     """DCNv2 of docs/ops.md (``mask`` applied as given); ``threads`` <= 0 uses the OpenMP default."""
     arrays, shapes, bias, bias_size = _dcn_args(x, offset, mask, weight, bias)
-    attrs = _attrs(stride, padding, dilation)
+    attrs = attrs_array(stride, padding, dilation)
     lib = _lib()
     out_shape = _SHAPE()
     _call(lib.dpanet_deform_conv_output_shape, *shapes, bias_size, attrs, out_shape)
@@ -151,5 +156,5 @@ def deform_conv_workspace_bytes(
     """Bytes the CPU DCN allocates for itself at these shapes (0 if they are invalid)."""
     lib = _lib()
     return lib.dpanet_deform_conv_cpu_workspace_size(
-        _SHAPE(*x_shape), _SHAPE(*weight_shape), _attrs(stride, padding, dilation), int(threads)
+        shape_array(x_shape), shape_array(weight_shape), attrs_array(stride, padding, dilation), int(threads)
     )

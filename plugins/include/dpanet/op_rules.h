@@ -99,6 +99,5 @@ struct TensorFormat {
 
 // TensorRT's supportsFormatCombination: decides position `pos` from io[0..pos] only.
 bool supports_format(int32_t pos, TensorFormat const* io);
-std::size_t element_size(ElementType type);
 
 }  // namespace dpanet

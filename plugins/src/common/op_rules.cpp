@@ -213,15 +213,4 @@ bool supports_format(int32_t pos, TensorFormat const* io) {
     return t.type == io[0].type;
 }
 
-std::size_t element_size(ElementType type) {
-    switch (type) {
-        case ElementType::Float32:
-            return 4;
-        case ElementType::Float16:
-            return 2;
-        default:
-            return 0;
-    }
-}
-
 }  // namespace dpanet
