@@ -10,30 +10,15 @@ import pytest
 import torch
 from dpanet.plugins import cpu
 from dpanet.training.ops import correlation, modulated_deform_conv2d
+from op_cases import CORRELATION_CASES, DCN_CASES, correlation_case, dcn_case, uniform
 from reference_ops import correlation_reference, deform_conv_reference
 
 F32_TOL = 1e-5
 
 
-def _rand(rng: np.random.Generator, *shape: int, scale: float = 1.0) -> np.ndarray:
-    return ((rng.random(shape, dtype=np.float32) - 0.5) * 2 * scale).astype(np.float32)
-
-
-@pytest.mark.parametrize(
-    "shape, d",
-    [
-        ((1, 1, 1, 1), 0),
-        ((2, 3, 5, 7), 1),
-        ((1, 8, 9, 6), 4),
-        ((2, 5, 4, 11), 3),
-        ((1, 2, 3, 3), 5),  # displacement larger than the image
-        ((1, 17, 19, 37), 4),  # W not a multiple of the vector width, interior and border blocks
-        ((1, 3, 6, 70), 12),  # more than one group of displacements per row
-    ],
-)
+@pytest.mark.parametrize("shape, d", CORRELATION_CASES)
 def test_correlation_matches_pytorch(shape, d):
-    rng = np.random.default_rng(sum(shape) + d)
-    first, second = _rand(rng, *shape), _rand(rng, *shape)
+    first, second = correlation_case(shape, d)
     out = cpu.correlation(first, second, d)
     expected = correlation(torch.from_numpy(first), torch.from_numpy(second), d).numpy()
     assert out.shape == expected.shape
@@ -42,39 +27,15 @@ def test_correlation_matches_pytorch(shape, d):
 
 def test_correlation_matches_loops_and_threads_agree():
     rng = np.random.default_rng(1)
-    first, second = _rand(rng, 2, 4, 7, 19), _rand(rng, 2, 4, 7, 19)
+    first, second = uniform(rng, 2, 4, 7, 19), uniform(rng, 2, 4, 7, 19)
     out = cpu.correlation(first, second, 2, threads=1)
     np.testing.assert_allclose(out, correlation_reference(first, second, 2), atol=F32_TOL, rtol=0)
     np.testing.assert_array_equal(out, cpu.correlation(first, second, 2, threads=2))
 
 
-def _dcn_case(seed, n, c, h, w, o, k, stride, padding, dilation, offset_scale):
-    rng = np.random.default_rng(seed)
-    ho = (h + 2 * padding[0] - dilation[0] * (k - 1) - 1) // stride[0] + 1
-    wo = (w + 2 * padding[1] - dilation[1] * (k - 1) - 1) // stride[1] + 1
-    x = _rand(rng, n, c, h, w)
-    offset = _rand(rng, n, 2 * k * k, ho, wo, scale=offset_scale)
-    mask = rng.random((n, k * k, ho, wo), dtype=np.float32)
-    weight = _rand(rng, o, c, k, k, scale=1 / np.sqrt(c * k * k))
-    bias = _rand(rng, o)
-    return x, offset, mask, weight, bias
-
-
-DCN_CASES = [
-    (1, 3, 7, 9, 4, 3, (1, 1), (1, 1), (1, 1), 1.5),
-    (2, 4, 5, 6, 3, 3, (2, 1), (2, 0), (1, 2), 2.0),
-    (1, 2, 9, 8, 5, 3, (1, 2), (0, 3), (2, 1), 0.7),
-    (1, 3, 6, 5, 2, 2, (1, 1), (1, 1), (1, 1), 1.0),
-    (2, 1, 4, 4, 2, 1, (1, 1), (0, 0), (1, 1), 3.0),
-    (1, 5, 3, 7, 3, 3, (1, 1), (1, 1), (1, 1), 12.0),  # far outside the image
-    (1, 37, 11, 13, 41, 3, (3, 2), (2, 1), (2, 3), 2.5),  # channels past the vector width and the panel
-    (1, 64, 12, 10, 64, 3, (1, 1), (1, 1), (1, 1), 4.0),  # DPANet's geometry, small image
-]
-
-
 @pytest.mark.parametrize("n, c, h, w, o, k, stride, padding, dilation, offset_scale", DCN_CASES)
 def test_deform_conv_matches_pytorch(n, c, h, w, o, k, stride, padding, dilation, offset_scale):
-    args = _dcn_case(n * 100 + c * 10 + h + w, n, c, h, w, o, k, stride, padding, dilation, offset_scale)
+    args = dcn_case(n, c, h, w, o, k, stride, padding, dilation, offset_scale)
     out = cpu.modulated_deform_conv2d(*args, stride, padding, dilation)
     expected = modulated_deform_conv2d(
         *(torch.from_numpy(a) for a in args), stride, padding, dilation
@@ -85,7 +46,7 @@ def test_deform_conv_matches_pytorch(n, c, h, w, o, k, stride, padding, dilation
 
 def test_deform_conv_matches_loops_at_borders_with_binary_masks():
     """Points just inside/outside each border and far away, masks exactly 0 and 1, no bias."""
-    x, _, _, weight, _ = _dcn_case(7, 1, 3, 5, 6, 2, 3, (1, 1), (1, 1), (1, 1), 1.0)
+    x, _, _, weight, _ = dcn_case(1, 3, 5, 6, 2, 3, (1, 1), (1, 1), (1, 1), 1.0, seed=7)
     rng = np.random.default_rng(3)
     choices = np.array([-1.5, -1.0, -0.999, -0.25, 0.0, 0.25, 0.999, 1.0, 1.5, 5.0, -7.0, 1e6], np.float32)
     offset = choices[rng.integers(len(choices), size=(1, 18, 5, 6))]
@@ -98,7 +59,7 @@ def test_deform_conv_matches_loops_at_borders_with_binary_masks():
 
 
 def test_zero_offsets_and_unit_mask_equal_a_convolution():
-    x, _, _, weight, bias = _dcn_case(11, 2, 4, 8, 7, 5, 3, (1, 1), (1, 1), (1, 1), 0.0)
+    x, _, _, weight, bias = dcn_case(2, 4, 8, 7, 5, 3, (1, 1), (1, 1), (1, 1), 0.0, seed=11)
     out = cpu.modulated_deform_conv2d(
         x, np.zeros((2, 18, 8, 7), np.float32), np.ones((2, 9, 8, 7), np.float32), weight, bias
     )
