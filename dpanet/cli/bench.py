@@ -22,6 +22,19 @@ def add_parser(subparsers) -> None:
     m.add_argument("--width", type=int, default=64, help="base width (default: 64, the release)")
     m.add_argument("--repeats", type=int, default=3, help="timed forwards per precision (default: 3)")
     m.set_defaults(run=run_model)
+    o = targets.add_parser(
+        "ops",
+        help="C++/CUDA correlation and DCN vs ONNX Runtime and the PyTorch ops at DPANet's shapes",
+    )
+    o.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="shrink H and W of the 1680 x 1120 frame for a quick run (default: 1, the real shapes)",
+    )
+    o.add_argument("--repeats", type=int, default=3, help="timed runs per measurement, median (default: 3)")
+    o.add_argument("--threads", type=int, default=0, help="CPU threads for every peer (default: all cores)")
+    o.set_defaults(run=run_ops)
 
 
 def run_model(args: argparse.Namespace) -> int:
@@ -34,4 +47,18 @@ def run_model(args: argparse.Namespace) -> int:
     if h % 8 or w % 8 or h <= 0 or w <= 0:
         raise DPANetError(f"--size {h} {w}: height and width must be positive multiples of 8")
     print(run_model_benchmark(h, w, args.repeats, DPANetConfig(width=args.width)))
+    return 0
+
+
+def run_ops(args: argparse.Namespace) -> int:
+    if not 0 < args.scale <= 1 or args.repeats < 1:
+        raise DPANetError("--scale must be in (0, 1] and --repeats at least 1")
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        raise DPANetError(f"bench ops needs onnx and onnxruntime ({exc}): pip install -e '.[bench]'") from exc
+    from dpanet.plugins.benchmark import run_ops_benchmark
+
+    print(run_ops_benchmark(args.scale, args.repeats, args.threads))
     return 0

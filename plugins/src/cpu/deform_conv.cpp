@@ -102,7 +102,7 @@ void deform_conv(float const* x, float const* offset, float const* mask, float c
     // weight (O, C, KH, KW) -> rows k = t * C + c
     const std::vector<float> packed = pack_panels(g.out_channels, g.k_size, [&](int64_t o, int64_t k) {
         return weight[(o * g.channels + k % g.channels) * g.taps + k / g.channels];
-    });
+    }, threads);
     const int64_t ldc = g.panels * kPanel;
     std::vector<float> xt(static_cast<std::size_t>(g.height * g.width * g.channels));
     std::vector<std::vector<float>> columns(threads), results(threads);

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "parallel.h"
 #include "simd.h"
 
 namespace dpanet::cpu {
@@ -16,15 +17,15 @@ constexpr int kTileRows = DPANET_VECTOR_BYTES == 64 ? 8 : 6;  // A rows per regi
 
 // B[k][o] = value(o, k), packed as ceil(O / kPanel) panels of K x kPanel (zero columns past O).
 template <class Value>
-std::vector<float> pack_panels(int64_t out_channels, int64_t k_size, Value value) {
+std::vector<float> pack_panels(int64_t out_channels, int64_t k_size, Value value, int threads) {
     const int64_t panels = (out_channels + kPanel - 1) / kPanel;
     std::vector<float> packed(static_cast<std::size_t>(panels * k_size * kPanel), 0.0f);
-    for (int64_t o = 0; o < out_channels; ++o) {
+    parallel_for(out_channels, threads, [&](int64_t o) {
         float* dst = packed.data() + (o / kPanel) * k_size * kPanel + o % kPanel;
         for (int64_t k = 0; k < k_size; ++k) {
             dst[k * kPanel] = value(o, k);
         }
-    }
+    });
     return packed;
 }
 
