@@ -261,6 +261,26 @@ def gpu_rows(scale: float, repeats: int) -> list[Row]:
     return rows
 
 
+def with_totals(rows: list[Row]) -> list[Row]:
+    """Adds, after each op's levels, one row per implementation summed over the levels."""
+    out: list[Row] = []
+    for i, row in enumerate(rows):
+        out.append(row)
+        if i + 1 < len(rows) and (rows[i + 1].device, rows[i + 1].op) == (row.device, row.op):
+            continue
+        group = [r for r in rows if (r.device, r.op) == (row.device, row.op)]
+        ours = sum(r.seconds for r in group if r.impl == group[0].impl)
+        for impl in dict.fromkeys(r.impl for r in group):
+            members = [r for r in group if r.impl == impl]
+            diffs = [r.max_diff for r in members if r.max_diff is not None]
+            seconds = sum(r.seconds for r in members)
+            work = sum(r.work for r in members)
+            out.append(
+                Row(row.device, row.op, "all levels", impl, seconds, ours, work, max(diffs, default=None))
+            )
+    return out
+
+
 def format_table(rows: list[Row]) -> str:
     header = (
         f"{'device':<7}{'op':<20}{'C x H x W':<15}{'implementation':<27}{'ms':>10}{'peer/ours':>11}"
@@ -300,7 +320,7 @@ def run_ops_benchmark(scale: float = 1.0, repeats: int = 3, threads: int = 0) ->
         [
             f"DPANet op shapes for a {size} frame, {threads} CPU threads, median of {repeats}, "
             f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}{gpu}",
-            format_table(rows),
+            format_table(with_totals(rows)),
             *notes,
         ]
     )
