@@ -29,8 +29,8 @@ __global__ void correlation_kernel(T const* first, T const* second, T* out, int 
     const int x0 = static_cast<int>(blockIdx.y) * kTileX;
     const int tid = threadIdx.y * kTileX + threadIdx.x;
     const int64_t plane = static_cast<int64_t>(h) * w;
-    T const* f_image = first + n * channels * plane;
-    T const* s_image = second + n * channels * plane;
+    T const* f_image = first + static_cast<int64_t>(n) * channels * plane;
+    T const* s_image = second + static_cast<int64_t>(n) * channels * plane;
 
     float acc[kGroup] = {};
     for (int c0 = 0; c0 < channels; c0 += kChannelChunk) {

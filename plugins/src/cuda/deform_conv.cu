@@ -34,7 +34,7 @@ __global__ void __launch_bounds__(kThreads)
     const int o0 = blockIdx.y * kTileO;
     const int n = blockIdx.z;
     const int64_t plane = static_cast<int64_t>(g.height) * g.width;
-    T const* x_n = x + n * g.channels * plane;
+    T const* x_n = x + static_cast<int64_t>(n) * g.channels * plane;
     T const* offset_n = offset + static_cast<int64_t>(n) * 2 * g.taps * g.out_pixels;
     T const* mask_n = mask + static_cast<int64_t>(n) * g.taps * g.out_pixels;
     const int row = tid / 16, col = tid % 16;  // this thread's outputs: o0 + 4*row + i, p0 + 4*col + j
