@@ -137,8 +137,18 @@ def _cpu_dcn_rows(c: int, h: int, w: int, repeats: int, threads: int) -> list[Ro
     with torch.no_grad():
         torch_seconds, y_torch = median_seconds(lambda: modulated_deform_conv2d(*tensors, 1, 1, 1), repeats)
     shape, flop = f"{c}x{h}x{w}", dcn_flop(c, h, w)
+    workspace = cpu.deform_conv_workspace_bytes(x.shape, weight.shape, threads=threads)
     return [
-        Row("CPU", "DCN", shape, "ours (C++)", ours, ours, flop),
+        Row(
+            "CPU",
+            "DCN",
+            shape,
+            "ours (C++)",
+            ours,
+            ours,
+            flop,
+            fraction=f"workspace {workspace / 2**20:.0f} MiB",
+        ),
         Row("CPU", "DCN", shape, "ONNX Runtime DeformConv", ort_seconds, ours, flop, _max_diff(y_ort, y)),
         Row("CPU", "DCN", shape, "PyTorch op", torch_seconds, ours, flop, _max_diff(y_torch.numpy(), y)),
     ]
