@@ -57,6 +57,15 @@ def test_trt_plugin_tests_ran_where_headers_exist(ctest_build):
     assert "1/1 Test #" in out and "Passed" in out
 
 
+@pytest.mark.slow
+def test_cuda_kernels_match_the_cpu_kernels_in_emulation(ctest_build):
+    """The CUDA kernels' code, run on the CPU thread by thread (plugins/tests/cuda_emulation.h)."""
+    if shutil.which("nvcc") is None:
+        pytest.skip("no nvcc on PATH: the CUDA kernels and their emulated test are not built")
+    out = _run(["ctest", "--output-on-failure", "-R", "cuda_kernels"], cwd=ctest_build)
+    assert "1/1 Test #" in out and "Passed" in out
+
+
 def test_cuda_library_was_built_when_nvcc_exists():
     if shutil.which("nvcc") is None:
         pytest.skip("no nvcc on PATH: the install skips the CUDA kernels")
