@@ -30,8 +30,12 @@ def _lib() -> ctypes.CDLL:
         i32,
         ptr,
         ptr,
+        ctypes.c_size_t,
+        ptr,
         *err,
     )
+    lib.dpanet_deform_conv_cuda_workspace_size.argtypes = (shape, i32)
+    lib.dpanet_deform_conv_cuda_workspace_size.restype = ctypes.c_size_t
     lib.dpanet_correlation_cuda.restype = lib.dpanet_deform_conv_cuda.restype = ctypes.c_int
     return lib
 
@@ -96,14 +100,19 @@ def modulated_deform_conv2d(
     tensors = (x, offset, mask, weight) + ((bias,) if bias is not None else ())
     dtype = _dtype_code(tensors)
     out = torch.empty(x.shape[0], weight.shape[0], *offset.shape[2:], dtype=x.dtype, device=x.device)
+    lib = _lib()
+    workspace_size = lib.dpanet_deform_conv_cuda_workspace_size(shape_array(weight.shape), dtype)
+    workspace = torch.empty(workspace_size, dtype=torch.uint8, device=x.device)
     args = [v for t in (x, offset, mask, weight) for v in (t.data_ptr(), shape_array(t.shape))]
     _call(
-        _lib().dpanet_deform_conv_cuda,
+        lib.dpanet_deform_conv_cuda,
         *args,
         bias.data_ptr() if bias is not None else None,
         bias.shape[0] if bias is not None else -1,
         attrs_array(stride, padding, dilation),
         dtype,
         out.data_ptr(),
+        workspace.data_ptr(),
+        workspace_size,
     )
     return out

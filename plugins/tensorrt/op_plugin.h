@@ -6,8 +6,9 @@
 //   static constexpr int32_t kMinInputs, kMaxInputs;
 //   static std::string output_shape(Attrs const&, DimsExprs const* inputs, int32_t nb, DimsExprs& out,
 //                                   IExprBuilder&);
+//   static std::size_t workspace_size(PluginTensorDesc const* in, int32_t nb);  // for the largest shapes
 //   static std::string enqueue(Attrs const&, PluginTensorDesc const* in, int32_t nb, void const* const* inputs,
-//                              void* output, cudaStream_t);
+//                              void* output, void* workspace, cudaStream_t);
 // Everything that is not TensorRT plumbing (fields, validation, shapes, formats) is in op_rules.
 #pragma once
 
@@ -104,6 +105,16 @@ public:
 
     int32_t getNbOutputs() const noexcept override { return 1; }
 
+    size_t getWorkspaceSize(nvinfer1::DynamicPluginTensorDesc const* inputs, int32_t nbInputs,
+                            nvinfer1::DynamicPluginTensorDesc const*, int32_t) const noexcept override {
+        std::vector<nvinfer1::PluginTensorDesc> largest;
+        for (int32_t i = 0; i < nbInputs; ++i) {
+            largest.push_back(inputs[i].desc);
+            largest.back().dims = inputs[i].max;
+        }
+        return Op::workspace_size(largest.data(), nbInputs);
+    }
+
     // IPluginV3OneRuntime
     int32_t onShapeChange(nvinfer1::PluginTensorDesc const*, int32_t nbInputs, nvinfer1::PluginTensorDesc const*,
                           int32_t nbOutputs) noexcept override {
@@ -113,9 +124,11 @@ public:
     }
 
     int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const*,
-                    void const* const* inputs, void* const* outputs, void*, cudaStream_t stream) noexcept override {
+                    void const* const* inputs, void* const* outputs, void* workspace,
+                    cudaStream_t stream) noexcept override {
         try {
-            const std::string error = Op::enqueue(attrs_, inputDesc, nb_inputs_, inputs, outputs[0], stream);
+            const std::string error =
+                Op::enqueue(attrs_, inputDesc, nb_inputs_, inputs, outputs[0], workspace, stream);
             if (error.empty()) return 0;
             fail(error);
         } catch (std::exception const& e) {

@@ -65,11 +65,15 @@ void deform_conv_matches_cpu(Dims4 x_shape, Dims4 w_shape, dpanet::DeformConvAtt
                                  expected.data(), 1, error, sizeof error) == 0);
     const dpanet::DeformConvShapes shapes{x_shape, offset_shape, mask_shape, w_shape, bias_size};
     const auto g = dpanet::cuda::deform_conv_geometry(shapes, a, out);
+    std::vector<float> tap_major(dpanet::deform_conv_cuda_workspace_bytes(w_shape, sizeof(float)) / sizeof(float));
+    emulate_launch(dpanet::cuda::rearrange_weight_grid(g), dim3(dpanet::cuda::kThreads),
+                   dpanet::cuda::rearrange_weight_kernel<float>, static_cast<float const*>(weight.data()),
+                   tap_major.data(), g.out_channels, g.channels, g.taps);
     emulate_launch(dpanet::cuda::deform_conv_grid(g, out[0]), dim3(dpanet::cuda::kThreads),
                    dpanet::cuda::deform_conv_kernel<float>, static_cast<float const*>(x.data()),
                    static_cast<float const*>(offset.data()), static_cast<float const*>(mask.data()),
-                   static_cast<float const*>(weight.data()), with_bias ? static_cast<float const*>(bias.data()) : nullptr,
-                   got.data(), g);
+                   static_cast<float const*>(tap_major.data()),
+                   with_bias ? static_cast<float const*>(bias.data()) : nullptr, got.data(), g);
     CHECK(max_diff(expected, got) < 1e-5f);
 }
 

@@ -204,7 +204,12 @@ void plugin_capabilities_and_formats() {
     CHECK(build->getOutputDataTypes(&out, 1, halves, 5) == 0 && out == DataType::kHALF);
     DataType mixed[4] = {DataType::kFLOAT, DataType::kFLOAT, DataType::kHALF, DataType::kFLOAT};
     CHECK(build->getOutputDataTypes(&out, 1, mixed, 4) != 0);
-    CHECK(build->getWorkspaceSize(io.data(), 5, io.data() + 5, 1) == 0);
+    for (auto& d : io) {
+        d.desc.type = DataType::kHALF;
+        d.max.nbDims = 4;
+        d.max.d[0] = 8, d.max.d[1] = 6, d.max.d[2] = 3, d.max.d[3] = 3;  // weight (8, 6, 3, 3) at most
+    }
+    CHECK(build->getWorkspaceSize(io.data(), 5, io.data() + 5, 1) == 8 * 6 * 3 * 3 * 2);
 }
 
 void output_shapes_follow_the_op_rules() {

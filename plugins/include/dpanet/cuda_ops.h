@@ -26,12 +26,18 @@ DPANET_API int dpanet_correlation_cuda(const void* first, const int64_t first_sh
                                        const int64_t second_shape[4], int32_t max_displacement, int32_t dtype,
                                        void* out, void* stream, char* error, size_t error_size);
 
-/* Modulated deformable convolution as one fused sampling + GEMM kernel: no workspace. */
+/* Workspace for dpanet_deform_conv_cuda: the weight rearranged tap-major, O*C*KH*KW elements
+ * (0 for an invalid dtype). */
+DPANET_API size_t dpanet_deform_conv_cuda_workspace_size(const int64_t weight_shape[4], int32_t dtype);
+
+/* Modulated deformable convolution as one fused sampling + GEMM kernel. `workspace` is device
+ * memory of at least dpanet_deform_conv_cuda_workspace_size() bytes, used on `stream`. */
 DPANET_API int dpanet_deform_conv_cuda(const void* x, const int64_t x_shape[4], const void* offset,
                                        const int64_t offset_shape[4], const void* mask, const int64_t mask_shape[4],
                                        const void* weight, const int64_t weight_shape[4], const void* bias,
                                        int64_t bias_size, const int32_t attrs[6], int32_t dtype, void* out,
-                                       void* stream, char* error, size_t error_size);
+                                       void* workspace, size_t workspace_size, void* stream, char* error,
+                                       size_t error_size);
 
 #ifdef __cplusplus
 }

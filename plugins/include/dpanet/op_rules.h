@@ -100,4 +100,8 @@ struct TensorFormat {
 // TensorRT's supportsFormatCombination: decides position `pos` from io[0..pos] only.
 bool supports_format(int32_t pos, TensorFormat const* io);
 
+// Workspace of the CUDA DCN: the weight rearranged tap-major, (KH*KW) x C x O, so that the kernel
+// reads it coalesced; O*C*KH*KW elements of `element_bytes` (2 or 4).
+std::size_t deform_conv_cuda_workspace_bytes(Dims4 const& weight, std::size_t element_bytes);
+
 }  // namespace dpanet

@@ -213,4 +213,11 @@ bool supports_format(int32_t pos, TensorFormat const* io) {
     return t.type == io[0].type;
 }
 
+std::size_t deform_conv_cuda_workspace_bytes(Dims4 const& weight, std::size_t element_bytes) {
+    for (int64_t v : weight) {
+        if (v < 0) return 0;
+    }
+    return static_cast<std::size_t>(weight[0] * weight[1] * weight[2] * weight[3]) * element_bytes;
+}
+
 }  // namespace dpanet

@@ -2,9 +2,10 @@
 // (output pixels) tile. For each tap it finds the bilinear corners of its 64 pixels once (shared
 // math of dpanet/sampling.h), then walks the input channels 16 at a time: it stages the weight slice
 // and the sampled column slice (mask * bilinear value, float32) in shared memory and every thread
-// accumulates a 4 x 4 register tile in float32. No column matrix goes to global memory, so the op
-// needs no workspace and no BLAS library. Kept apart from its launcher so that plugins/tests can
-// also run it on the CPU.
+// accumulates a 4 x 4 register tile in float32. No column matrix goes to global memory and no BLAS
+// library is needed; the only workspace is the weight rearranged tap-major by rearrange_weight_kernel
+// so that weight slices load coalesced. Kept apart from its launcher so that plugins/tests can also
+// run it on the CPU.
 #pragma once
 
 #include "cuda_support.h"
@@ -23,6 +24,18 @@ struct Geometry {
     int out_w, out_pixels;
 };
 
+// tap_major[(t * C + c) * O + o] = weight[o][c][t], one thread per element.
+template <typename T>
+__global__ void rearrange_weight_kernel(T const* weight, T* tap_major, int out_channels, int channels, int taps) {
+    const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+    if (i >= static_cast<int64_t>(out_channels) * channels * taps) return;
+    const int o = static_cast<int>(i % out_channels);
+    const int64_t rest = i / out_channels;
+    const int c = static_cast<int>(rest % channels), t = static_cast<int>(rest / channels);
+    tap_major[i] = weight[(static_cast<int64_t>(o) * channels + c) * taps + t];
+}
+
+// `weight` is tap-major, (KH*KW) x C x O (rearrange_weight_kernel).
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
     deform_conv_kernel(T const* x, T const* offset, T const* mask, T const* weight, T const* bias, T* out, Geometry g) {
@@ -66,7 +79,7 @@ __global__ void __launch_bounds__(kThreads)
                 const int o = o0 + oo, c = c0 + cc;
                 const bool valid = o < g.out_channels && c < g.channels;
                 weight_tile[cc][oo] =
-                    valid ? to_float(weight[(static_cast<int64_t>(o) * g.channels + c) * g.taps + t]) : 0.0f;
+                    valid ? to_float(weight[(static_cast<int64_t>(t) * g.channels + c) * g.out_channels + o]) : 0.0f;
             }
             for (int e = tid; e < kTileC * kTilePixels; e += kThreads) {
                 const int pp = e % kTilePixels, cc = e / kTilePixels;
@@ -115,6 +128,11 @@ inline Geometry deform_conv_geometry(DeformConvShapes const& s, DeformConvAttrs 
             static_cast<int>(s.weight[3]), static_cast<int>(s.weight[2] * s.weight[3]), static_cast<int>(out[1]),
             a.stride[0], a.stride[1], a.padding[0], a.padding[1], a.dilation[0], a.dilation[1],
             static_cast<int>(out[3]), static_cast<int>(out[2] * out[3])};
+}
+
+inline dim3 rearrange_weight_grid(Geometry const& g) {
+    return dim3(static_cast<unsigned>((static_cast<int64_t>(g.out_channels) * g.channels * g.taps + kThreads - 1) /
+                                      kThreads));
 }
 
 inline dim3 deform_conv_grid(Geometry const& g, int64_t batch) {

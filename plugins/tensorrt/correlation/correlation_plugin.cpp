@@ -16,8 +16,10 @@ std::string CorrelationOp::output_shape(Attrs const& attrs, nvinfer1::DimsExprs 
     return {};
 }
 
+std::size_t CorrelationOp::workspace_size(nvinfer1::PluginTensorDesc const*, int32_t) { return 0; }
+
 std::string CorrelationOp::enqueue(Attrs const& attrs, nvinfer1::PluginTensorDesc const* in, int32_t,
-                                   void const* const* inputs, void* output, cudaStream_t stream) {
+                                   void const* const* inputs, void* output, void*, cudaStream_t stream) {
     Dims4 first{}, second{};
     if (!dims4(in[0].dims, first) || !dims4(in[1].dims, second)) return "first and second must be 4-D (NCHW)";
     char error[512];

@@ -21,8 +21,14 @@ std::string DeformConvOp::output_shape(Attrs const& a, nvinfer1::DimsExprs const
     return {};
 }
 
+std::size_t DeformConvOp::workspace_size(nvinfer1::PluginTensorDesc const* in, int32_t) {
+    Dims4 weight{};
+    if (!dims4(in[3].dims, weight)) return 0;
+    return deform_conv_cuda_workspace_bytes(weight, in[0].type == nvinfer1::DataType::kHALF ? 2 : 4);
+}
+
 std::string DeformConvOp::enqueue(Attrs const& a, nvinfer1::PluginTensorDesc const* in, int32_t nb_inputs,
-                                  void const* const* inputs, void* output, cudaStream_t stream) {
+                                  void const* const* inputs, void* output, void* workspace, cudaStream_t stream) {
     Dims4 shapes[4];
     for (int32_t i = 0; i < 4; ++i) {
         if (!dims4(in[i].dims, shapes[i])) return "x, offset, mask and weight must be 4-D";
@@ -33,8 +39,8 @@ std::string DeformConvOp::enqueue(Attrs const& a, nvinfer1::PluginTensorDesc con
     char error[512];
     if (dpanet_deform_conv_cuda(inputs[0], shapes[0].data(), inputs[1], shapes[1].data(), inputs[2],
                                 shapes[2].data(), inputs[3], shapes[3].data(), has_bias ? inputs[4] : nullptr,
-                                has_bias ? in[4].dims.d[0] : -1, attrs, kernel_dtype(in[0].type), output, stream,
-                                error, sizeof(error)) != 0) {
+                                has_bias ? in[4].dims.d[0] : -1, attrs, kernel_dtype(in[0].type), output, workspace,
+                                workspace_size(in, nb_inputs), stream, error, sizeof(error)) != 0) {
         return error;
     }
     return {};

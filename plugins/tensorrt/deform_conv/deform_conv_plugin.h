@@ -16,8 +16,9 @@ struct DeformConvOp {
 
     static std::string output_shape(Attrs const& attrs, nvinfer1::DimsExprs const* inputs, int32_t nb_inputs,
                                     nvinfer1::DimsExprs& out, nvinfer1::IExprBuilder& builder);
+    static std::size_t workspace_size(nvinfer1::PluginTensorDesc const* in, int32_t nb_inputs);
     static std::string enqueue(Attrs const& attrs, nvinfer1::PluginTensorDesc const* in, int32_t nb_inputs,
-                               void const* const* inputs, void* output, cudaStream_t stream);
+                               void const* const* inputs, void* output, void* workspace, cudaStream_t stream);
 };
 
 using DeformConvPlugin = OpPlugin<DeformConvOp>;
