@@ -69,8 +69,22 @@ def test_cuda_kernels_match_the_cpu_kernels_in_emulation(ctest_build):
 def test_cuda_library_was_built_when_nvcc_exists():
     if shutil.which("nvcc") is None:
         pytest.skip("no nvcc on PATH: the install skips the CUDA kernels")
-    lib = ctypes.CDLL(str(library_path("cuda")))  # loads without a GPU
-    assert lib.dpanet_correlation_cuda and lib.dpanet_deform_conv_cuda
+    from dpanet.plugins import cuda
+    from dpanet.plugins.cpu import ERROR_SIZE, attrs_array, shape_array
+
+    lib = cuda._lib()  # loads without a GPU; the validation and workspace rules run on the host
+    assert lib.dpanet_deform_conv_cuda_workspace_size(shape_array((64, 32, 3, 3)), 1) == 64 * 32 * 9 * 2
+    assert lib.dpanet_deform_conv_cuda_workspace_size(shape_array((64, 32, 3, 3)), 7) == 0
+    error = ctypes.create_string_buffer(ERROR_SIZE)
+    first, second = shape_array((1, 2, 3, 4)), shape_array((1, 2, 3, 5))
+    assert lib.dpanet_correlation_cuda(None, first, None, second, 4, 0, None, None, error, ERROR_SIZE) == 1
+    assert b"differ in shape" in error.value
+    x, offset, mask, weight = (
+        shape_array(s) for s in ((1, 3, 5, 5), (1, 16, 5, 5), (1, 9, 5, 5), (2, 3, 3, 3))
+    )
+    args = (None, x, None, offset, None, mask, None, weight, None, -1, attrs_array(1, 1, 1), 0, None, None, 0)
+    assert lib.dpanet_deform_conv_cuda(*args, None, error, ERROR_SIZE) == 1
+    assert b"offset has shape" in error.value
 
 
 def test_tensorrt_library_exports_the_loader_entry_points():
