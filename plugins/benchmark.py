@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from dpanet.plugins._library import LibraryNotBuilt, library_path
 
 FRAME_H, FRAME_W = 1120, 1680
 LEVELS = [(64, 1), (128, 2), (256, 4), (512, 8)]  # channels, downscale of the frame
@@ -40,7 +41,7 @@ class Row:
     ours_seconds: float
     work: float  # FLOPs for the GFLOP/s column
     max_diff: float | None = None
-    fraction: str = ""
+    note: str = ""
 
 
 def median_seconds(fn: Callable[[], object], repeats: int, sync: Callable[[], None] = lambda: None):
@@ -147,7 +148,7 @@ def _cpu_dcn_rows(c: int, h: int, w: int, repeats: int, threads: int) -> list[Ro
             ours,
             ours,
             flop,
-            fraction=f"workspace {workspace / 2**20:.0f} MiB",
+            note=f"workspace {workspace / 2**20:.0f} MiB",
         ),
         Row("CPU", "DCN", shape, "ONNX Runtime DeformConv", ort_seconds, ours, flop, _max_diff(y_ort, y)),
         Row("CPU", "DCN", shape, "PyTorch op", torch_seconds, ours, flop, _max_diff(y_torch.numpy(), y)),
@@ -229,7 +230,7 @@ def _gpu_dcn_rows(c: int, h: int, w: int, dtype, repeats: int, matmul_rate: floa
             lambda: cuda.modulated_deform_conv2d(x, offset, mask, weight, bias), repeats, sync
         )
         fraction = f"{flop / ours / matmul_rate:.0%} of {name} matmul"
-        rows = [Row("GPU", f"DCN {name}", shape, "ours (CUDA)", ours, ours, flop, fraction=fraction)]
+        rows = [Row("GPU", f"DCN {name}", shape, "ours (CUDA)", ours, ours, flop, note=fraction)]
         for peer, fn in peers.items():
             seconds, y_peer = median_seconds(fn, repeats, sync)
             diff = (y_peer.float() - y.float()).abs().max().item()
@@ -252,7 +253,7 @@ def _gpu_correlation_rows(c: int, h: int, w: int, dtype, repeats: int, bandwidth
     fraction = f"{moved / ours / bandwidth:.0%} of copy bandwidth"
     diff = (y_peer.float() - y.float()).abs().max().item()
     return [
-        Row("GPU", f"correlation {name}", shape, "ours (CUDA)", ours, ours, flop, fraction=fraction),
+        Row("GPU", f"correlation {name}", shape, "ours (CUDA)", ours, ours, flop, note=fraction),
         Row("GPU", f"correlation {name}", shape, "PyTorch op", seconds, ours, flop, diff),
     ]
 
@@ -302,7 +303,7 @@ def format_table(rows: list[Row]) -> str:
         diff = "" if r.max_diff is None else f"{r.max_diff:.1e}"
         lines.append(
             f"{r.device:<7}{r.op:<20}{r.shape:<15}{r.impl:<27}{r.seconds * 1e3:>10.1f}{ratio:>11}"
-            f"{r.work / r.seconds / 1e9:>10.1f}{diff:>12}  {r.fraction}".rstrip()
+            f"{r.work / r.seconds / 1e9:>10.1f}{diff:>12}  {r.note}".rstrip()
         )
     return "\n".join(lines)
 
@@ -315,17 +316,21 @@ def run_ops_benchmark(scale: float = 1.0, repeats: int = 3, threads: int = 0) ->
 
     threads = threads if threads > 0 else os.cpu_count() or 1
     rows = cpu_rows(scale, repeats, threads)
-    gpu = ""
+    gpu, skipped = "", "CUDA is not available to torch on this machine"
     if torch.cuda.is_available():
-        rows += gpu_rows(scale, repeats)
-        gpu = f", GPU {torch.cuda.get_device_name()}"
+        try:
+            library_path("cuda")
+            rows += gpu_rows(scale, repeats)
+            gpu = f", GPU {torch.cuda.get_device_name()}"
+        except LibraryNotBuilt as exc:
+            skipped = str(exc)
     size = f"{round(FRAME_W * scale)} x {round(FRAME_H * scale)} (scale {scale} of 1680 x 1120)"
     notes = [
         "peer/ours: the peer's time over ours (above 1: ours is faster). DCN 3x3, stride 1, padding 1, "
         "random offsets in [-3, 3]; correlation d = 4 at the levels where DPANet computes cost volumes.",
     ]
     if not gpu:
-        notes.append("GPU section: skipped, CUDA is not available to torch on this machine.")
+        notes.append(f"GPU section: skipped, {skipped}.")
     return "\n".join(
         [
             f"DPANet op shapes for a {size} frame, {threads} CPU threads, median of {repeats}, "

@@ -201,9 +201,9 @@ std::vector<IntField> to_fields(CorrelationAttrs const& attrs) {
 }
 
 std::vector<IntField> to_fields(DeformConvAttrs const& a) {
-    return {{"stride", {a.stride[0], a.stride[1]}},
-            {"padding", {a.padding[0], a.padding[1]}},
-            {"dilation", {a.dilation[0], a.dilation[1]}}};
+    return {{kDeformConvFields[0].name, {a.stride[0], a.stride[1]}},
+            {kDeformConvFields[1].name, {a.padding[0], a.padding[1]}},
+            {kDeformConvFields[2].name, {a.dilation[0], a.dilation[1]}}};
 }
 
 bool supports_format(int32_t pos, TensorFormat const* io) {
