@@ -29,6 +29,19 @@ def add_parser(subparsers) -> None:
                    help="sizes (default: 256x256 1120x1680)")  # fmt: skip
     e.add_argument("--repeats", type=int, default=1, help="timed runs per size and backend (default: 1)")
     e.set_defaults(run=run_export)
+    o = targets.add_parser(
+        "ops",
+        help="C++/CUDA correlation and DCN vs ONNX Runtime and the PyTorch ops at DPANet's shapes",
+    )
+    o.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="shrink H and W of the 1680 x 1120 frame for a quick run (default: 1, the real shapes)",
+    )
+    o.add_argument("--repeats", type=int, default=3, help="timed runs per measurement, median (default: 3)")
+    o.add_argument("--threads", type=int, default=0, help="CPU threads for every peer (default: all cores)")
+    o.set_defaults(run=run_ops)
 
 
 def run_model(args: argparse.Namespace) -> int:
@@ -67,4 +80,18 @@ def run_export(args: argparse.Namespace) -> int:
             checkpoint = Path(folder) / "dpanet-random.pt"
             save_checkpoint(checkpoint, DPANet(), "BGR", {"note": "random weights for benchmarking"})
         print(run_export_benchmark(checkpoint, sizes, args.repeats))
+    return 0
+
+
+def run_ops(args: argparse.Namespace) -> int:
+    if not 0 < args.scale <= 1 or args.repeats < 1:
+        raise DPANetError("--scale must be in (0, 1] and --repeats at least 1")
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        raise DPANetError(f"bench ops needs onnx and onnxruntime ({exc}): pip install -e '.[export]'") from exc
+    from dpanet.plugins.benchmark import run_ops_benchmark
+
+    print(run_ops_benchmark(args.scale, args.repeats, args.threads))
     return 0

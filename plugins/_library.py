@@ -1,0 +1,47 @@
+"""Where the built libraries are: ``DPANET_PLUGINS_LIB_DIR`` if set, else ``dpanet/plugins/lib``.
+
+``pip install`` (editable or not) builds them with CMake and installs them into the package's
+``lib`` folder; a standalone CMake build can be used by pointing ``DPANET_PLUGINS_LIB_DIR`` at its
+build directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dpanet.errors import DPANetError
+
+ENV_VAR = "DPANET_PLUGINS_LIB_DIR"
+LIBRARIES = {
+    "cpu": "libdpanet_cpu.so",
+    "cuda": "libdpanet_cuda.so",
+    "tensorrt": "libdpanet_trt_plugins.so",
+}
+
+
+class LibraryNotBuilt(DPANetError):
+    """A kernel library is missing: the build skipped it (see the CMake message) or never ran."""
+
+
+def search_dirs() -> list[Path]:
+    if os.environ.get(ENV_VAR):
+        return [Path(os.environ[ENV_VAR])]
+    import dpanet.plugins
+
+    # An editable install lists both the source folder and the installed one here.
+    return [Path(p) / "lib" for p in dpanet.plugins.__path__]
+
+
+def library_path(kind: str) -> Path:
+    name = LIBRARIES[kind]
+    dirs = search_dirs()
+    for d in dirs:
+        if (d / name).is_file():
+            return d / name
+    where = ", ".join(str(d) for d in dirs)
+    raise LibraryNotBuilt(
+        f"{name} was not built (looked in {where}). Reinstall with `pip install -e .` and read the "
+        f"'dpanet: not building' lines of its CMake output (pip -v), or set {ENV_VAR} to a CMake build "
+        "directory (docs/plugins.md)"
+    )

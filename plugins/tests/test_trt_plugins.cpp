@@ -1,0 +1,282 @@
+// The TensorRT adapters without TensorRT: the plugin library is linked here without libnvinfer,
+// creators and plugins are driven the way the builder and the ONNX parser drive them, an
+// IExprBuilder is faked with constant expressions, and log messages are captured.
+#include <NvInferRuntime.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "check.h"
+#include "dpanet/op_rules.h"
+
+extern "C" void setLoggerFinder(nvinfer1::ILoggerFinder* finder);
+extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators);
+
+using namespace nvinfer1;
+using dpanet::test::contains;
+
+namespace {
+
+class CapturingLogger : public ILogger {
+public:
+    void log(Severity severity, AsciiChar const* msg) noexcept override {
+        messages.push_back({severity, msg});
+    }
+    bool has(Severity severity, std::string const& part) const {
+        for (auto const& m : messages)
+            if (m.first == severity && contains(m.second, part)) return true;
+        return false;
+    }
+    std::vector<std::pair<Severity, std::string>> messages;
+};
+
+class Finder : public ILoggerFinder {
+public:
+    explicit Finder(ILogger* logger) : logger_(logger) {}
+    ILogger* findLogger() override { return logger_; }
+
+private:
+    ILogger* logger_;
+};
+
+// Constant expressions: enough to evaluate getOutputShapes for given input sizes.
+class ConstantImpl : public apiv::VDimensionExpr {
+public:
+    explicit ConstantImpl(int64_t v) : value(v) {}
+    bool isConstant() const override { return true; }
+    int64_t getConstantValue() const override { return value; }
+    bool isSizeTensor() const override { return false; }
+    int64_t value;
+};
+
+class Constant : public IDimensionExpr {
+public:
+    explicit Constant(int64_t v) : impl_(v) { mImpl = &impl_; }
+    ~Constant() noexcept override = default;
+
+private:
+    ConstantImpl impl_;
+};
+
+class EvaluatingBuilderImpl : public apiv::VExprBuilder {
+public:
+    IDimensionExpr const* constant(int64_t value) override {
+        pool.push_back(std::make_unique<Constant>(value));
+        return pool.back().get();
+    }
+    IDimensionExpr const* operation(DimensionOperation op, IDimensionExpr const& a, IDimensionExpr const& b) override {
+        const int64_t x = a.getConstantValue(), y = b.getConstantValue();
+        switch (op) {
+            case DimensionOperation::kSUM: return constant(x + y);
+            case DimensionOperation::kSUB: return constant(x - y);
+            case DimensionOperation::kPROD: return constant(x * y);
+            case DimensionOperation::kFLOOR_DIV: return constant(x >= 0 ? x / y : -((-x + y - 1) / y));
+            default: return nullptr;
+        }
+    }
+    IDimensionExpr const* declareSizeTensor(int32_t, IDimensionExpr const&, IDimensionExpr const&) override {
+        return nullptr;
+    }
+    std::vector<std::unique_ptr<Constant>> pool;
+};
+
+class EvaluatingBuilder : public IExprBuilder {
+public:
+    EvaluatingBuilder() { mImpl = &impl_; }
+    ~EvaluatingBuilder() noexcept override = default;
+    DimsExprs dims(std::vector<int64_t> const& values) {
+        DimsExprs d{};
+        d.nbDims = static_cast<int32_t>(values.size());
+        for (std::size_t i = 0; i < values.size(); ++i) d.d[i] = constant(values[i]);
+        return d;
+    }
+
+private:
+    EvaluatingBuilderImpl impl_;
+};
+
+IPluginCreatorV3One* creator(char const* name) {
+    int32_t count = 0;
+    IPluginCreatorInterface* const* creators = getCreators(count);
+    for (int32_t i = 0; i < count; ++i) {
+        auto* c = static_cast<IPluginCreatorV3One*>(creators[i]);
+        if (std::strcmp(c->getPluginName(), name) == 0) return c;
+    }
+    return nullptr;
+}
+
+struct Fields {
+    std::vector<std::vector<int32_t>> values;
+    std::vector<PluginField> fields;
+    PluginFieldCollection fc{};
+    void add(char const* name, std::vector<int32_t> v) {
+        values.push_back(std::move(v));
+        fields.emplace_back(name, values.back().data(), PluginFieldType::kINT32, static_cast<int32_t>(values.back().size()));
+    }
+    PluginFieldCollection const* collection() {
+        // vectors above are filled before this is called, so the pointers stay valid
+        for (std::size_t i = 0; i < fields.size(); ++i) fields[i].data = values[i].data();
+        fc = {static_cast<int32_t>(fields.size()), fields.data()};
+        return &fc;
+    }
+};
+
+std::unique_ptr<IPluginV3> make(char const* name, Fields& f, TensorRTPhase phase = TensorRTPhase::kBUILD) {
+    return std::unique_ptr<IPluginV3>(creator(name)->createPlugin("node", f.collection(), phase));
+}
+
+void creators_are_registered() {
+    int32_t count = 0;
+    IPluginCreatorInterface* const* creators = getCreators(count);
+    CHECK(count == 2);
+    for (char const* name : {"DPANetCorrelation", "DPANetModulatedDeformConv2d"}) {
+        IPluginCreatorV3One* c = creator(name);
+        CHECK(c != nullptr);
+        if (c == nullptr) continue;
+        CHECK(std::strcmp(c->getPluginVersion(), "1") == 0);
+        CHECK(std::strcmp(c->getPluginNamespace(), "dpanet") == 0);
+        CHECK(std::strcmp(c->getInterfaceInfo().kind, "PLUGIN CREATOR_V3ONE") == 0);
+    }
+    (void)creators;
+    PluginFieldCollection const* names = creator("DPANetModulatedDeformConv2d")->getFieldNames();
+    CHECK(names->nbFields == 3);
+    CHECK(std::strcmp(names->fields[0].name, "stride") == 0 && names->fields[0].length == 2);
+    CHECK(names->fields[2].type == PluginFieldType::kINT32);
+    CHECK(creator("DPANetCorrelation")->getFieldNames()->nbFields == 1);
+}
+
+void invalid_fields_are_refused_with_a_logged_error(CapturingLogger& logger) {
+    Fields missing;
+    CHECK(make("DPANetCorrelation", missing) == nullptr);
+    CHECK(logger.has(ILogger::Severity::kERROR, "max_displacement is required"));
+    Fields negative;
+    negative.add("max_displacement", {-1});
+    CHECK(make("DPANetCorrelation", negative) == nullptr);
+    Fields zero_stride;
+    zero_stride.add("stride", {0, 1});
+    CHECK(make("DPANetModulatedDeformConv2d", zero_stride) == nullptr);
+    CHECK(logger.has(ILogger::Severity::kERROR, "stride >= 1"));
+    CHECK(creator("DPANetModulatedDeformConv2d")->createPlugin(nullptr, nullptr, TensorRTPhase::kBUILD) != nullptr);
+    Fields unknown;
+    unknown.add("max_displacement", {4});
+    unknown.add("groups", {1});
+    CHECK(make("DPANetCorrelation", unknown) != nullptr);
+    CHECK(logger.has(ILogger::Severity::kWARNING, "ignoring unknown field groups"));
+}
+
+DynamicPluginTensorDesc desc(DataType type, TensorFormat format = TensorFormat::kLINEAR) {
+    DynamicPluginTensorDesc d{};
+    d.desc.type = type;
+    d.desc.format = format;
+    return d;
+}
+
+void plugin_capabilities_and_formats() {
+    Fields f;
+    f.add("stride", {1, 1});
+    f.add("padding", {1, 1});
+    f.add("dilation", {1, 1});
+    auto plugin = make("DPANetModulatedDeformConv2d", f);
+    CHECK(plugin != nullptr);
+    if (!plugin) return;
+    auto* core = static_cast<IPluginV3OneCore*>(plugin->getCapabilityInterface(PluginCapabilityType::kCORE));
+    auto* build = static_cast<IPluginV3OneBuild*>(plugin->getCapabilityInterface(PluginCapabilityType::kBUILD));
+    auto* runtime = static_cast<IPluginV3OneRuntime*>(plugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+    CHECK(core != nullptr && build != nullptr && runtime != nullptr);
+    CHECK(std::strcmp(core->getPluginName(), "DPANetModulatedDeformConv2d") == 0);
+    CHECK(std::strcmp(core->getInterfaceInfo().kind, "PLUGIN_V3ONE_CORE") == 0);
+    CHECK(build->getNbOutputs() == 1);
+
+    std::vector<DynamicPluginTensorDesc> io(6, desc(DataType::kHALF));
+    for (int32_t pos = 0; pos < 6; ++pos) CHECK(build->supportsFormatCombination(pos, io.data(), 5, 1));
+    io[2] = desc(DataType::kFLOAT);
+    CHECK(!build->supportsFormatCombination(2, io.data(), 5, 1));
+    std::vector<DynamicPluginTensorDesc> int8(5, desc(DataType::kINT8));
+    CHECK(!build->supportsFormatCombination(0, int8.data(), 4, 1));
+    std::vector<DynamicPluginTensorDesc> chw4(5, desc(DataType::kHALF, TensorFormat::kCHW4));
+    CHECK(!build->supportsFormatCombination(0, chw4.data(), 4, 1));
+    CHECK(!build->supportsFormatCombination(0, io.data(), 3, 1));  // too few inputs
+
+    DataType out{};
+    DataType halves[5] = {DataType::kHALF, DataType::kHALF, DataType::kHALF, DataType::kHALF, DataType::kHALF};
+    CHECK(build->getOutputDataTypes(&out, 1, halves, 5) == 0 && out == DataType::kHALF);
+    DataType mixed[4] = {DataType::kFLOAT, DataType::kFLOAT, DataType::kHALF, DataType::kFLOAT};
+    CHECK(build->getOutputDataTypes(&out, 1, mixed, 4) != 0);
+    for (auto& d : io) {
+        d.desc.type = DataType::kHALF;
+        d.max.nbDims = 4;
+        d.max.d[0] = 8, d.max.d[1] = 6, d.max.d[2] = 3, d.max.d[3] = 3;  // weight (8, 6, 3, 3) at most
+    }
+    CHECK(build->getWorkspaceSize(io.data(), 5, io.data() + 5, 1) == 8 * 6 * 3 * 3 * 2);
+}
+
+void output_shapes_follow_the_op_rules() {
+    EvaluatingBuilder builder;
+    Fields f;
+    f.add("stride", {2, 1});
+    f.add("padding", {2, 0});
+    f.add("dilation", {1, 2});
+    auto dcn = make("DPANetModulatedDeformConv2d", f);
+    auto* build = static_cast<IPluginV3OneBuild*>(dcn->getCapabilityInterface(PluginCapabilityType::kBUILD));
+    DimsExprs in[4] = {builder.dims({2, 4, 5, 6}), builder.dims({2, 18, 4, 2}), builder.dims({2, 9, 4, 2}),
+                       builder.dims({3, 4, 3, 3})};
+    DimsExprs out{};
+    CHECK(build->getOutputShapes(in, 4, nullptr, 0, &out, 1, builder) == 0);
+    dpanet::Dims4 expected{};
+    dpanet::DeformConvShapes shapes{{2, 4, 5, 6}, {2, 18, 4, 2}, {2, 9, 4, 2}, {3, 4, 3, 3}, -1};
+    CHECK(dpanet::deform_conv_output_shape(shapes, {{2, 1}, {2, 0}, {1, 2}}, expected).empty());
+    CHECK(out.nbDims == 4);
+    for (int i = 0; i < 4; ++i) CHECK(out.d[i]->getConstantValue() == expected[i]);
+
+    Fields c;
+    c.add("max_displacement", {4});
+    auto corr = make("DPANetCorrelation", c);
+    build = static_cast<IPluginV3OneBuild*>(corr->getCapabilityInterface(PluginCapabilityType::kBUILD));
+    DimsExprs pair[2] = {builder.dims({1, 64, 140, 210}), builder.dims({1, 64, 140, 210})};
+    CHECK(build->getOutputShapes(pair, 2, nullptr, 0, &out, 1, builder) == 0);
+    CHECK(out.d[1]->getConstantValue() == 81 && out.d[3]->getConstantValue() == 210);
+    DimsExprs flat[2] = {builder.dims({64, 140}), builder.dims({64, 140})};
+    CHECK(build->getOutputShapes(flat, 2, nullptr, 0, &out, 1, builder) != 0);
+}
+
+void serialisation_recreates_the_plugin() {
+    Fields f;
+    f.add("stride", {2, 3});
+    f.add("padding", {4});
+    f.add("dilation", {1, 2});
+    auto plugin = make("DPANetModulatedDeformConv2d", f);
+    auto* runtime = static_cast<IPluginV3OneRuntime*>(plugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+    PluginFieldCollection const* saved = runtime->getFieldsToSerialize();
+    CHECK(saved->nbFields == 3);
+    std::unique_ptr<IPluginV3> restored(
+        creator("DPANetModulatedDeformConv2d")->createPlugin("node", saved, TensorRTPhase::kRUNTIME));
+    CHECK(restored != nullptr);
+    auto* again = static_cast<IPluginV3OneRuntime*>(restored->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
+    PluginFieldCollection const* resaved = again->getFieldsToSerialize();
+    for (int32_t i = 0; i < 3; ++i) {
+        CHECK(std::strcmp(saved->fields[i].name, resaved->fields[i].name) == 0);
+        CHECK(resaved->fields[i].length == 2);
+        CHECK(std::memcmp(saved->fields[i].data, resaved->fields[i].data, 8) == 0);
+    }
+    CHECK(static_cast<int32_t const*>(resaved->fields[1].data)[1] == 4);  // padding (4) means (4, 4)
+    std::unique_ptr<IPluginV3> copy(plugin->clone());
+    CHECK(copy != nullptr && copy->getCapabilityInterface(PluginCapabilityType::kBUILD) != nullptr);
+    std::unique_ptr<IPluginV3> attached(runtime->attachToContext(nullptr));
+    CHECK(attached != nullptr);
+}
+
+}  // namespace
+
+int main() {
+    CapturingLogger logger;
+    Finder finder(&logger);
+    setLoggerFinder(&finder);
+    creators_are_registered();
+    invalid_fields_are_refused_with_a_logged_error(logger);
+    plugin_capabilities_and_formats();
+    output_shapes_follow_the_op_rules();
+    serialisation_recreates_the_plugin();
+    return dpanet::test::summary("test_trt_plugins");
+}

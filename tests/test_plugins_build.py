@@ -1,0 +1,104 @@
+"""The plugins' CMake project: its C++ unit tests (ctest) and which libraries the install built."""
+
+from __future__ import annotations
+
+import ctypes
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from dpanet.plugins._library import LibraryNotBuilt, library_path
+
+REPO = Path(__file__).resolve().parents[1]
+TENSORRT_HEADERS = REPO / "third_party" / "tensorrt" / "include" / "NvInferRuntime.h"
+
+
+def _run(cmd: list[str], cwd: Path | None = None) -> str:
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def ctest_build() -> Path:
+    """A standalone build of plugins/ with its tests (kept in build/ctest, so reruns are incremental)."""
+    if shutil.which("cmake") is None:
+        pytest.skip("needs cmake on PATH to build the C++ tests")
+    build = REPO / "build" / "ctest"
+    # one GPU architecture is enough to compile-check the kernels linked into the plugin tests
+    _run(
+        [
+            "cmake",
+            "-S",
+            str(REPO / "plugins"),
+            "-B",
+            str(build),
+            "-DDPANET_BUILD_TESTS=ON",
+            "-DCMAKE_CUDA_ARCHITECTURES=90",
+        ]
+    )
+    _run(["cmake", "--build", str(build), "-j", "2"])
+    return build
+
+
+@pytest.mark.slow
+def test_cpp_unit_tests_pass(ctest_build):
+    out = _run(["ctest", "--output-on-failure"], cwd=ctest_build)
+    assert "100% tests passed" in out
+    assert "op_rules" in out
+
+
+@pytest.mark.slow
+def test_trt_plugin_tests_ran_where_headers_exist(ctest_build):
+    if not TENSORRT_HEADERS.is_file() or shutil.which("nvcc") is None:
+        pytest.skip(f"needs nvcc and the TensorRT headers at {TENSORRT_HEADERS.parent} (docs/plugins.md)")
+    out = _run(["ctest", "--output-on-failure", "-R", "trt_plugins"], cwd=ctest_build)
+    assert "1/1 Test #" in out and "Passed" in out
+
+
+@pytest.mark.slow
+def test_cuda_kernels_match_the_cpu_kernels_in_emulation(ctest_build):
+    """The CUDA kernels' code, run on the CPU thread by thread (plugins/tests/cuda_emulation.h)."""
+    if shutil.which("nvcc") is None:
+        pytest.skip("no nvcc on PATH: the CUDA kernels and their emulated test are not built")
+    out = _run(["ctest", "--output-on-failure", "-R", "cuda_kernels"], cwd=ctest_build)
+    assert "1/1 Test #" in out and "Passed" in out
+
+
+def test_cuda_library_was_built_when_nvcc_exists():
+    if shutil.which("nvcc") is None:
+        pytest.skip("no nvcc on PATH: the install skips the CUDA kernels")
+    from dpanet.plugins import cuda
+    from dpanet.plugins.cpu import ERROR_SIZE, attrs_array, shape_array
+
+    lib = cuda._lib()  # loads without a GPU; the validation and workspace rules run on the host
+    assert lib.dpanet_deform_conv_cuda_workspace_size(shape_array((64, 32, 3, 3)), 1) == 64 * 32 * 9 * 2
+    assert lib.dpanet_deform_conv_cuda_workspace_size(shape_array((64, 32, 3, 3)), 7) == 0
+    error = ctypes.create_string_buffer(ERROR_SIZE)
+    first, second = shape_array((1, 2, 3, 4)), shape_array((1, 2, 3, 5))
+    assert lib.dpanet_correlation_cuda(None, first, None, second, 4, 0, None, None, error, ERROR_SIZE) == 1
+    assert b"differ in shape" in error.value
+    x, offset, mask, weight = (
+        shape_array(s) for s in ((1, 3, 5, 5), (1, 16, 5, 5), (1, 9, 5, 5), (2, 3, 3, 3))
+    )
+    args = (None, x, None, offset, None, mask, None, weight, None, -1, attrs_array(1, 1, 1), 0, None, None, 0)
+    assert lib.dpanet_deform_conv_cuda(*args, None, error, ERROR_SIZE) == 1
+    assert b"offset has shape" in error.value
+
+
+def test_tensorrt_library_exports_the_loader_entry_points():
+    try:
+        path = library_path("tensorrt")
+    except LibraryNotBuilt:
+        pytest.skip(
+            "libdpanet_trt_plugins was not built: no TensorRT headers at install time (docs/plugins.md)"
+        )
+    lib = ctypes.CDLL(str(path))  # links without libnvinfer
+    assert lib.getCreators and lib.setLoggerFinder
+
+
+def test_missing_library_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("DPANET_PLUGINS_LIB_DIR", str(tmp_path))
+    with pytest.raises(LibraryNotBuilt, match="libdpanet_cpu.so was not built"):
+        library_path("cpu")
