@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
 from dpanet.plugins._library import LibraryNotBuilt, library_path
 
 FRAME_H, FRAME_W = 1120, 1680
@@ -126,6 +127,7 @@ def _max_diff(a, b) -> float:
 
 def _cpu_dcn_rows(c: int, h: int, w: int, repeats: int, threads: int) -> list[Row]:
     import torch
+
     from dpanet.plugins import cpu
     from dpanet.training.ops import modulated_deform_conv2d
 
@@ -157,6 +159,7 @@ def _cpu_dcn_rows(c: int, h: int, w: int, repeats: int, threads: int) -> list[Ro
 
 def _cpu_correlation_rows(c: int, h: int, w: int, repeats: int, threads: int) -> list[Row]:
     import torch
+
     from dpanet.plugins import cpu
     from dpanet.training.ops import correlation
 
@@ -210,6 +213,7 @@ def _copy_bandwidth(size: int = 1 << 30, repeats: int = 10) -> float:
 
 def _gpu_dcn_rows(c: int, h: int, w: int, dtype, repeats: int, matmul_rate: float) -> list[Row]:
     import torch
+
     from dpanet.plugins import cuda
     from dpanet.training.ops import modulated_deform_conv2d
 
@@ -240,6 +244,7 @@ def _gpu_dcn_rows(c: int, h: int, w: int, dtype, repeats: int, matmul_rate: floa
 
 def _gpu_correlation_rows(c: int, h: int, w: int, dtype, repeats: int, bandwidth: float) -> list[Row]:
     import torch
+
     from dpanet.plugins import cuda
     from dpanet.training.ops import correlation
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from functools import cache
 
 import numpy as np
+
 from dpanet.plugins._library import library_path
 
 ERROR_SIZE = 1024
@@ -39,11 +40,16 @@ def _lib() -> ctypes.CDLL:
             *err,
         ),
         "dpanet_deform_conv_cpu_workspace_size": (shape, shape, attrs, i32),
+        "dpanet_plugin_field_name": (ctypes.c_char_p, i32),
+    }
+    restypes = {
+        "dpanet_deform_conv_cpu_workspace_size": ctypes.c_size_t,
+        "dpanet_plugin_field_name": ctypes.c_char_p,
     }
     for name, argtypes in signatures.items():
         fn = getattr(lib, name)
         fn.argtypes = argtypes
-        fn.restype = ctypes.c_size_t if name.endswith("workspace_size") else ctypes.c_int
+        fn.restype = restypes.get(name, ctypes.c_int)
     return lib
 
 
@@ -158,3 +164,14 @@ def deform_conv_workspace_bytes(
     return lib.dpanet_deform_conv_cpu_workspace_size(
         shape_array(x_shape), shape_array(weight_shape), attrs_array(stride, padding, dilation), int(threads)
     )
+
+
+def plugin_field_names(plugin: str) -> list[str]:
+    """The TensorRT plugin fields of ``plugin``, from the table its creator uses (docs/ops.md)."""
+    lib = _lib()
+    names = []
+    while (name := lib.dpanet_plugin_field_name(plugin.encode(), len(names))) is not None:
+        names.append(name.decode())
+    if not names:
+        raise ValueError(f"unknown plugin {plugin!r}")
+    return names

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from dpanet.plugins._library import LibraryNotBuilt, library_path
 
 REPO = Path(__file__).resolve().parents[1]

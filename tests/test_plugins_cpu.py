@@ -8,8 +8,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+
 from dpanet.plugins import cpu
 from dpanet.training.ops import correlation, modulated_deform_conv2d
+
 from op_cases import CORRELATION_CASES, DCN_CASES, correlation_case, dcn_case, uniform
 from reference_ops import correlation_reference, deform_conv_reference
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from dpanet.plugins._library import LibraryNotBuilt
 from dpanet.training.ops import correlation, modulated_deform_conv2d
+
 from op_cases import CORRELATION_CASES, DCN_CASES, correlation_case, dcn_case
 
 pytestmark = pytest.mark.gpu

@@ -10,8 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
+from dpanet.export.onnx_ops import DOMAIN, PLUGIN_ATTRIBUTES
 from dpanet.plugins._library import LibraryNotBuilt, library_path
 from dpanet.training.ops import correlation, modulated_deform_conv2d
+
 from op_cases import correlation_case, dcn_case
 
 pytestmark = pytest.mark.tensorrt
@@ -47,11 +50,11 @@ def _onnx_model(op_type, inputs, initializers, attributes, dtype):
     inits = [numpy_helper.from_array(a.astype(np_dtype), name) for name, a in initializers]
     names = [name for name, _ in inputs] + [name for name, _ in initializers]
     node = helper.make_node(
-        op_type, names, ["out"], domain="dpanet", plugin_namespace="dpanet", plugin_version="1", **attributes
+        op_type, names, ["out"], domain=DOMAIN, plugin_namespace="dpanet", plugin_version="1", **attributes
     )
     output = helper.make_tensor_value_info("out", elem, None)
     graph = helper.make_graph([node], op_type, graph_inputs, [output], initializer=inits)
-    opsets = [helper.make_opsetid("", 19), helper.make_opsetid("dpanet", 1)]
+    opsets = [helper.make_opsetid("", 19), helper.make_opsetid(DOMAIN, 1)]
     model = helper.make_model(graph, opset_imports=opsets)
     return model.SerializeToString()
 
@@ -113,7 +116,7 @@ def test_deform_conv_engine_matches_pytorch(trt, dtype):
         "DPANetModulatedDeformConv2d",
         [(name, t.shape) for name, t in feeds.items()],
         [("weight", weight), ("bias", bias)],
-        {"stride": [2, 1], "padding": [1, 2], "dilation": [1, 2]},
+        dict(zip(PLUGIN_ATTRIBUTES["DPANetModulatedDeformConv2d"], (2, 1, 1, 2, 1, 2), strict=True)),
         dtype,
     )
     out = _run_engine(trt, model, feeds)

@@ -90,7 +90,9 @@ def run_ops(args: argparse.Namespace) -> int:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError as exc:
-        raise DPANetError(f"bench ops needs onnx and onnxruntime ({exc}): pip install -e '.[export]'") from exc
+        raise DPANetError(
+            f"bench ops needs onnx and onnxruntime ({exc}): pip install -e '.[export]'"
+        ) from exc
     from dpanet.plugins.benchmark import run_ops_benchmark
 
     print(run_ops_benchmark(args.scale, args.repeats, args.threads))

@@ -115,6 +115,10 @@ struct Fields {
         values.push_back(std::move(v));
         fields.emplace_back(name, values.back().data(), PluginFieldType::kINT32, static_cast<int32_t>(values.back().size()));
     }
+    // the six DCN fields: stride, padding, dilation as (y, x)
+    void geometry(std::array<int32_t, 6> const& v) {
+        for (std::size_t k = 0; k < v.size(); ++k) add(dpanet::kDeformConvFields[k].name, {v[k]});
+    }
     PluginFieldCollection const* collection() {
         // vectors above are filled before this is called, so the pointers stay valid
         for (std::size_t i = 0; i < fields.size(); ++i) fields[i].data = values[i].data();
@@ -141,9 +145,10 @@ void creators_are_registered() {
     }
     (void)creators;
     PluginFieldCollection const* names = creator("DPANetModulatedDeformConv2d")->getFieldNames();
-    CHECK(names->nbFields == 3);
-    CHECK(std::strcmp(names->fields[0].name, "stride") == 0 && names->fields[0].length == 2);
-    CHECK(names->fields[2].type == PluginFieldType::kINT32);
+    CHECK(names->nbFields == 6);
+    CHECK(std::strcmp(names->fields[0].name, "stride_y") == 0 && names->fields[0].length == 1);
+    CHECK(std::strcmp(names->fields[5].name, "dilation_x") == 0);
+    CHECK(names->fields[5].type == PluginFieldType::kINT32);
     CHECK(creator("DPANetCorrelation")->getFieldNames()->nbFields == 1);
 }
 
@@ -155,7 +160,7 @@ void invalid_fields_are_refused_with_a_logged_error(CapturingLogger& logger) {
     negative.add("max_displacement", {-1});
     CHECK(make("DPANetCorrelation", negative) == nullptr);
     Fields zero_stride;
-    zero_stride.add("stride", {0, 1});
+    zero_stride.add("stride_y", {0});
     CHECK(make("DPANetModulatedDeformConv2d", zero_stride) == nullptr);
     CHECK(logger.has(ILogger::Severity::kERROR, "stride >= 1"));
     CHECK(creator("DPANetModulatedDeformConv2d")->createPlugin(nullptr, nullptr, TensorRTPhase::kBUILD) != nullptr);
@@ -175,9 +180,7 @@ DynamicPluginTensorDesc desc(DataType type, TensorFormat format = TensorFormat::
 
 void plugin_capabilities_and_formats() {
     Fields f;
-    f.add("stride", {1, 1});
-    f.add("padding", {1, 1});
-    f.add("dilation", {1, 1});
+    f.geometry({1, 1, 1, 1, 1, 1});
     auto plugin = make("DPANetModulatedDeformConv2d", f);
     CHECK(plugin != nullptr);
     if (!plugin) return;
@@ -215,9 +218,7 @@ void plugin_capabilities_and_formats() {
 void output_shapes_follow_the_op_rules() {
     EvaluatingBuilder builder;
     Fields f;
-    f.add("stride", {2, 1});
-    f.add("padding", {2, 0});
-    f.add("dilation", {1, 2});
+    f.geometry({2, 1, 2, 0, 1, 2});
     auto dcn = make("DPANetModulatedDeformConv2d", f);
     auto* build = static_cast<IPluginV3OneBuild*>(dcn->getCapabilityInterface(PluginCapabilityType::kBUILD));
     DimsExprs in[4] = {builder.dims({2, 4, 5, 6}), builder.dims({2, 18, 4, 2}), builder.dims({2, 9, 4, 2}),
@@ -243,24 +244,22 @@ void output_shapes_follow_the_op_rules() {
 
 void serialisation_recreates_the_plugin() {
     Fields f;
-    f.add("stride", {2, 3});
-    f.add("padding", {4});
-    f.add("dilation", {1, 2});
+    f.geometry({2, 3, 4, 4, 1, 2});
     auto plugin = make("DPANetModulatedDeformConv2d", f);
     auto* runtime = static_cast<IPluginV3OneRuntime*>(plugin->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
     PluginFieldCollection const* saved = runtime->getFieldsToSerialize();
-    CHECK(saved->nbFields == 3);
+    CHECK(saved->nbFields == 6);
     std::unique_ptr<IPluginV3> restored(
         creator("DPANetModulatedDeformConv2d")->createPlugin("node", saved, TensorRTPhase::kRUNTIME));
     CHECK(restored != nullptr);
     auto* again = static_cast<IPluginV3OneRuntime*>(restored->getCapabilityInterface(PluginCapabilityType::kRUNTIME));
     PluginFieldCollection const* resaved = again->getFieldsToSerialize();
-    for (int32_t i = 0; i < 3; ++i) {
+    for (int32_t i = 0; i < 6; ++i) {
         CHECK(std::strcmp(saved->fields[i].name, resaved->fields[i].name) == 0);
-        CHECK(resaved->fields[i].length == 2);
-        CHECK(std::memcmp(saved->fields[i].data, resaved->fields[i].data, 8) == 0);
+        CHECK(resaved->fields[i].length == 1);
+        CHECK(std::memcmp(saved->fields[i].data, resaved->fields[i].data, 4) == 0);
     }
-    CHECK(static_cast<int32_t const*>(resaved->fields[1].data)[1] == 4);  // padding (4) means (4, 4)
+    CHECK(static_cast<int32_t const*>(resaved->fields[1].data)[0] == 3);  // stride_x
     std::unique_ptr<IPluginV3> copy(plugin->clone());
     CHECK(copy != nullptr && copy->getCapabilityInterface(PluginCapabilityType::kBUILD) != nullptr);
     std::unique_ptr<IPluginV3> attached(runtime->attachToContext(nullptr));

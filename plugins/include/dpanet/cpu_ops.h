@@ -37,6 +37,11 @@ DPANET_API int dpanet_deform_conv_cpu(const float* x, const int64_t x_shape[4], 
                            const float* weight, const int64_t weight_shape[4], const float* bias, int64_t bias_size,
                            const int32_t attrs[6], float* out, int32_t num_threads, char* error, size_t error_size);
 
+/* The TensorRT plugin fields of `plugin` ("DPANetCorrelation" or "DPANetModulatedDeformConv2d"),
+ * from the table the plugin creators use: the name of field `index`, or NULL past the end or for an
+ * unknown plugin. Lets the exporter's tests check ONNX attributes against the plugins. */
+DPANET_API const char* dpanet_plugin_field_name(const char* plugin, int32_t index);
+
 /* Bytes dpanet_deform_conv_cpu allocates for itself at these shapes (0 if they are invalid). */
 DPANET_API size_t dpanet_deform_conv_cpu_workspace_size(const int64_t x_shape[4], const int64_t weight_shape[4],
                                                         const int32_t attrs[6], int32_t num_threads);

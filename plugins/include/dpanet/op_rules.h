@@ -57,7 +57,7 @@ struct IntArith {
 };
 
 // Plugin fields, one per ONNX attribute (docs/ops.md). Integer fields arrive as int32 (what the
-// creators declare) or int64; a pair may be given as one value meaning both axes.
+// creators declare) or int64. Every field is a scalar (docs/ops.md says why).
 enum class FieldType { Int32, Int64, Other };
 
 struct FieldView {
@@ -73,7 +73,13 @@ struct FieldSpec {
 };
 
 inline constexpr std::array<FieldSpec, 1> kCorrelationFields{{{"max_displacement", 1}}};
-inline constexpr std::array<FieldSpec, 3> kDeformConvFields{{{"stride", 2}, {"padding", 2}, {"dilation", 2}}};
+// Order: the (y, x) pairs of DeformConvAttrs, stride, padding, dilation.
+inline constexpr std::array<FieldSpec, 6> kDeformConvFields{{{"stride_y", 1},
+                                                              {"stride_x", 1},
+                                                              {"padding_y", 1},
+                                                              {"padding_x", 1},
+                                                              {"dilation_y", 1},
+                                                              {"dilation_x", 1}}};
 
 struct IntField {
     std::string name;

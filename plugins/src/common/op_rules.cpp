@@ -28,49 +28,26 @@ std::string check_dims(char const* op, char const* label, Dims4 const& d) {
     return {};
 }
 
-// Reads an integer field of `length` values (int32 or int64) into `values`.
-std::string read_ints(FieldView const& f, int32_t max_length, std::vector<int64_t>& values) {
+// Reads a scalar integer field (int32 or int64) that fits in int32.
+std::string read_int32(FieldView const& f, int32_t& out) {
     if (f.type != FieldType::Int32 && f.type != FieldType::Int64) {
         return std::string("field ") + f.name + " must be int32 or int64";
     }
-    if (f.length < 1 || f.length > max_length || f.data == nullptr) {
+    if (f.length != 1 || f.data == nullptr) {
         std::ostringstream s;
-        s << "field " << f.name << " has " << f.length << " values, expected " << (max_length == 1 ? "1" : "1 or 2");
+        s << "field " << f.name << " has " << f.length << " values, expected 1";
         return s.str();
     }
-    values.resize(static_cast<std::size_t>(f.length));
-    for (int32_t i = 0; i < f.length; ++i) {
-        if (f.type == FieldType::Int32) {
-            int32_t v;
-            std::memcpy(&v, static_cast<char const*>(f.data) + 4 * i, 4);
-            values[i] = v;
-        } else {
-            int64_t v;
-            std::memcpy(&v, static_cast<char const*>(f.data) + 8 * i, 8);
-            values[i] = v;
-        }
+    int64_t value;
+    if (f.type == FieldType::Int32) {
+        int32_t v;
+        std::memcpy(&v, f.data, 4);
+        value = v;
+    } else {
+        std::memcpy(&value, f.data, 8);
     }
-    return {};
-}
-
-std::string read_int32(FieldView const& f, int32_t& out) {
-    std::vector<int64_t> values;
-    auto err = read_ints(f, 1, values);
-    if (!err.empty()) return err;
-    if (values[0] < INT32_MIN || values[0] > INT32_MAX) return std::string("field ") + f.name + " is out of range";
-    out = static_cast<int32_t>(values[0]);
-    return {};
-}
-
-std::string read_pair(FieldView const& f, std::array<int32_t, 2>& out) {
-    std::vector<int64_t> values;
-    auto err = read_ints(f, 2, values);
-    if (!err.empty()) return err;
-    for (std::size_t i = 0; i < 2; ++i) {
-        int64_t v = values[values.size() == 1 ? 0 : i];
-        if (v < INT32_MIN || v > INT32_MAX) return std::string("field ") + f.name + " is out of range";
-        out[i] = static_cast<int32_t>(v);
-    }
+    if (value < INT32_MIN || value > INT32_MAX) return std::string("field ") + f.name + " is out of range";
+    out = static_cast<int32_t>(value);
     return {};
 }
 
@@ -174,20 +151,28 @@ std::string parse_fields(FieldView const* fields, int32_t count, CorrelationAttr
     return {};
 }
 
+namespace {
+
+// The attribute a DCN field sets, in kDeformConvFields order.
+std::array<int32_t*, kDeformConvFields.size()> deform_conv_targets(DeformConvAttrs& a) {
+    return {&a.stride[0], &a.stride[1], &a.padding[0], &a.padding[1], &a.dilation[0], &a.dilation[1]};
+}
+
+}  // namespace
+
 std::string parse_fields(FieldView const* fields, int32_t count, DeformConvAttrs& attrs,
                          std::vector<std::string>& ignored) {
     DeformConvAttrs parsed;
+    auto targets = deform_conv_targets(parsed);
     for (int32_t i = 0; i < count; ++i) {
         FieldView const& f = fields[i];
-        std::array<int32_t, 2>* target = named(f, "stride")     ? &parsed.stride
-                                         : named(f, "padding")  ? &parsed.padding
-                                         : named(f, "dilation") ? &parsed.dilation
-                                                                : nullptr;
-        if (target == nullptr) {
+        std::size_t k = 0;
+        while (k < kDeformConvFields.size() && !named(f, kDeformConvFields[k].name)) ++k;
+        if (k == kDeformConvFields.size()) {
             ignored.emplace_back(f.name != nullptr ? f.name : "(unnamed)");
             continue;
         }
-        auto err = read_pair(f, *target);
+        auto err = read_int32(f, *targets[k]);
         if (!err.empty()) return "DPANetModulatedDeformConv2d: " + err;
     }
     auto err = check_attrs(parsed);
@@ -201,9 +186,11 @@ std::vector<IntField> to_fields(CorrelationAttrs const& attrs) {
 }
 
 std::vector<IntField> to_fields(DeformConvAttrs const& a) {
-    return {{kDeformConvFields[0].name, {a.stride[0], a.stride[1]}},
-            {kDeformConvFields[1].name, {a.padding[0], a.padding[1]}},
-            {kDeformConvFields[2].name, {a.dilation[0], a.dilation[1]}}};
+    DeformConvAttrs copy = a;
+    auto values = deform_conv_targets(copy);
+    std::vector<IntField> fields;
+    for (std::size_t k = 0; k < kDeformConvFields.size(); ++k) fields.push_back({kDeformConvFields[k].name, {*values[k]}});
+    return fields;
 }
 
 bool supports_format(int32_t pos, TensorFormat const* io) {

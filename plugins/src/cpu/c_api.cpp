@@ -85,6 +85,16 @@ int dpanet_deform_conv_cpu(const float* x, const int64_t x_shape[4], const float
     return 0;
 }
 
+const char* dpanet_plugin_field_name(const char* plugin, int32_t index) {
+    if (plugin == nullptr || index < 0) return nullptr;
+    auto name_in = [index](auto const& table) -> const char* {
+        return static_cast<std::size_t>(index) < table.size() ? table[static_cast<std::size_t>(index)].name : nullptr;
+    };
+    if (std::strcmp(plugin, "DPANetCorrelation") == 0) return name_in(dpanet::kCorrelationFields);
+    if (std::strcmp(plugin, "DPANetModulatedDeformConv2d") == 0) return name_in(dpanet::kDeformConvFields);
+    return nullptr;
+}
+
 size_t dpanet_deform_conv_cpu_workspace_size(const int64_t x_shape[4], const int64_t weight_shape[4],
                                              const int32_t attrs[6], int32_t num_threads) {
     const auto a = deform_attrs(attrs);
