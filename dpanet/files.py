@@ -7,6 +7,21 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from dpanet.errors import DPANetError
+
+
+def check_writable_folder(path: str | os.PathLike) -> Path:
+    """Raise :class:`DPANetError` unless ``path`` can be created in an existing, writable folder."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise DPANetError(f"{path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise DPANetError(f"{path}: folder {parent} is not writable")
+    if path.is_dir():
+        raise DPANetError(f"{path}: is a folder")
+    return path
+
 
 def _default_mode() -> int:
     umask = os.umask(0)

@@ -24,7 +24,7 @@ from dpanet import __version__
 from dpanet.errors import DPANetError
 from dpanet.export.float16 import to_float16
 from dpanet.export.onnx_ops import register_schemas, translation_table
-from dpanet.files import atomic_write
+from dpanet.files import atomic_write, check_writable_folder
 from dpanet.runtime.model_info import INPUT_NAMES, METADATA_PREFIX, OUTPUT_NAME
 from dpanet.runtime.pipeline import SIZE_MULTIPLE
 from dpanet.training.checkpoint import LoadedCheckpoint, load_checkpoint
@@ -69,11 +69,7 @@ class ExportOptions:
 def check_output_path(path: Path) -> None:
     if path.suffix.lower() != ".onnx":
         raise DPANetError(f"{path}: the output must end in .onnx")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise DPANetError(f"{path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise DPANetError(f"{path}: folder {parent} is not writable")
+    check_writable_folder(path)
 
 
 def _trace(loaded: LoadedCheckpoint, options: ExportOptions) -> onnx.ModelProto:

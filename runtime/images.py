@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from dpanet.errors import DPANetError
-from dpanet.files import atomic_write
+from dpanet.files import atomic_write, check_writable_folder
 
 READ_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")
@@ -80,14 +80,7 @@ def check_writable(path: str | os.PathLike, bit_depth: int) -> Path:
         )
     if bit_depth == 16 and suffix not in SIXTEEN_BIT_SUFFIXES:
         raise ImageError(f"{path}: {suffix} cannot hold 16-bit pixels (use .png or .tif)")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ImageError(f"{path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise ImageError(f"{path}: folder {parent} is not writable")
-    if path.is_dir():
-        raise ImageError(f"{path}: is a folder")
-    return path
+    return check_writable_folder(path)
 
 
 def to_integer(pixels: np.ndarray, bit_depth: int) -> np.ndarray:

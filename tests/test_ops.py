@@ -8,23 +8,18 @@ import torch
 
 from dpanet.training.ops import correlation, modulated_deform_conv2d
 
+from op_cases import CORRELATION_CASES, DCN_CASES, correlation_case, dcn_case
 from reference_ops import correlation_reference, deform_conv_reference
 
 F32_TOL = 1e-5
 
 
-@pytest.mark.parametrize(
-    "shape, d",
-    [((1, 1, 1, 1), 0), ((2, 3, 5, 7), 1), ((1, 8, 9, 6), 4), ((2, 5, 4, 11), 3), ((1, 2, 3, 3), 5)],
-)
+@pytest.mark.parametrize("shape, d", CORRELATION_CASES)
 def test_correlation_matches_loops(shape, d):
-    g = torch.Generator().manual_seed(sum(shape) + d)
-    first = torch.rand(shape, generator=g) - 0.5
-    second = torch.rand(shape, generator=g) - 0.5
-    out = correlation(first, second, d)
+    first, second = correlation_case(shape, d)
+    out = correlation(torch.from_numpy(first), torch.from_numpy(second), d)
     assert out.shape == (shape[0], (2 * d + 1) ** 2, shape[2], shape[3])
-    ref = correlation_reference(first.numpy(), second.numpy(), d)
-    np.testing.assert_allclose(out.numpy(), ref, atol=F32_TOL, rtol=0)
+    np.testing.assert_allclose(out.numpy(), correlation_reference(first, second, d), atol=F32_TOL, rtol=0)
 
 
 def test_correlation_channel_order_is_dx_fastest():
@@ -39,32 +34,15 @@ def test_correlation_channel_order_is_dx_fastest():
 
 
 def _dcn_case(seed, n, c, h, w, o, k, stride, padding, dilation, offset_scale):
-    g = torch.Generator().manual_seed(seed)
-    ho = (h + 2 * padding[0] - dilation[0] * (k - 1) - 1) // stride[0] + 1
-    wo = (w + 2 * padding[1] - dilation[1] * (k - 1) - 1) // stride[1] + 1
-    x = torch.rand(n, c, h, w, generator=g) - 0.5
-    offset = (torch.rand(n, 2 * k * k, ho, wo, generator=g) - 0.5) * 2 * offset_scale
-    mask = torch.rand(n, k * k, ho, wo, generator=g)
-    weight = (torch.rand(o, c, k, k, generator=g) - 0.5) / (c * k * k) ** 0.5
-    bias = torch.rand(o, generator=g) - 0.5
-    return x, offset, mask, weight, bias
+    case = dcn_case(n, c, h, w, o, k, stride, padding, dilation, offset_scale, seed=seed)
+    return tuple(torch.from_numpy(a) for a in case)
 
 
-@pytest.mark.parametrize(
-    "n, c, h, w, o, k, stride, padding, dilation, offset_scale",
-    [
-        (1, 3, 7, 9, 4, 3, (1, 1), (1, 1), (1, 1), 1.5),
-        (2, 4, 5, 6, 3, 3, (2, 1), (2, 0), (1, 2), 2.0),
-        (1, 2, 9, 8, 5, 3, (1, 2), (0, 3), (2, 1), 0.7),
-        (1, 3, 6, 5, 2, 2, (1, 1), (1, 1), (1, 1), 1.0),
-        (2, 1, 4, 4, 2, 1, (1, 1), (0, 0), (1, 1), 3.0),
-        (1, 5, 3, 7, 3, 3, (1, 1), (1, 1), (1, 1), 12.0),  # far outside the image
-    ],
-)
+@pytest.mark.parametrize("n, c, h, w, o, k, stride, padding, dilation, offset_scale", DCN_CASES)
 def test_deform_conv_matches_loops(n, c, h, w, o, k, stride, padding, dilation, offset_scale):
-    args = _dcn_case(n * 100 + c * 10 + h + w, n, c, h, w, o, k, stride, padding, dilation, offset_scale)
-    out = modulated_deform_conv2d(*args, stride, padding, dilation)
-    ref = deform_conv_reference(*(a.numpy() for a in args), stride, padding, dilation)
+    args = dcn_case(n, c, h, w, o, k, stride, padding, dilation, offset_scale)
+    out = modulated_deform_conv2d(*(torch.from_numpy(a) for a in args), stride, padding, dilation)
+    ref = deform_conv_reference(*args, stride, padding, dilation)
     assert out.shape == ref.shape
     np.testing.assert_allclose(out.numpy(), ref, atol=F32_TOL, rtol=0)
 
