@@ -14,7 +14,7 @@ import sys
 from dpanet import __version__
 from dpanet.errors import DPANetError
 
-COMMANDS = ["deblur", "convert_official", "model_info", "bench"]
+COMMANDS = ["deblur", "convert_official", "model_info", "bench", "train"]
 
 
 def build_parser() -> argparse.ArgumentParser:
