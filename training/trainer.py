@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -60,6 +61,12 @@ def build_dataset(data: DataSection, channel_order: str):
     files = files[: data.limit] if data.limit else files
     transform = AUGMENTATIONS[data.augment](data.patch or None)
     return PairDataset(files, transform, data.seed, channel_order)
+
+
+def log(message: str) -> None:
+    """A line on stdout that keeps progress bars intact and reaches a redirected log at once."""
+    tqdm.write(message)
+    sys.stdout.flush()
 
 
 def _tensor_image(x: torch.Tensor) -> np.ndarray:
@@ -135,8 +142,8 @@ class Trainer:
             net = scores(np.clip(_tensor_image(output[0]), 0, 1), target)
             blurry = scores(_tensor_image(item["combined"]), target)
             rows.append((net.psnr, net.ssim, blurry.psnr, blurry.ssim))
-        psnr, ssim, input_psnr, input_ssim = np.mean(rows, axis=0)
-        return {"psnr": psnr, "ssim": ssim, "input_psnr": input_psnr, "input_ssim": input_ssim}
+        means = np.mean(rows, axis=0).tolist()  # Python floats: checkpoints load weights-only
+        return dict(zip(("psnr", "ssim", "input_psnr", "input_ssim"), means, strict=True))
 
     # --- state --------------------------------------------------------------------------------------
 
@@ -169,7 +176,7 @@ class Trainer:
         state = torch.load(path, map_location="cpu", weights_only=True)
         self.load_state_dict(state)
         if self.context.is_main and state.get("config") != self.config.source:
-            tqdm.write(f"note: {path} was saved with a different configuration; going on with this one")
+            log(f"note: {path} was saved with a different configuration; going on with this one")
 
     def save(self) -> None:
         atomic_torch_save(self.state_dict(), self.out / STATE_FILE)
@@ -180,7 +187,7 @@ class Trainer:
             "steps": self.step,
             "data": dataclasses.asdict(self.config.data),
             "history": self.history,
-            "torch": torch.__version__,
+            "torch": str(torch.__version__),
         }
         save_checkpoint(self.out / MODEL_FILE, self.model, self.config.model.channel_order, metadata)
 
@@ -263,7 +270,7 @@ class Trainer:
             total, count = total + loss, count + 1
             bar.set_postfix(loss=f"{loss:.4f}")
             if main and self.step % self.config.output.log_every == 0:
-                tqdm.write(f"epoch {epoch + 1} step {self.step} loss {loss:.5f} lr {lr:.3g}")
+                log(f"epoch {epoch + 1} step {self.step} loss {loss:.5f} lr {lr:.3g}")
                 if writer is not None:
                     writer.add_scalar("train/loss_step", loss, self.step)
         self.scheduler.step()
@@ -279,7 +286,7 @@ class Trainer:
     def _report(self, record: dict, writer) -> None:
         write_text_atomic(self.out / HISTORY_FILE, "".join(json.dumps(r) + "\n" for r in self.history))
         text = " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items())
-        tqdm.write(text)
+        log(text)
         if writer is not None:
             for key, value in record.items():
                 if isinstance(value, float):

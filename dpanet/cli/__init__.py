@@ -14,7 +14,17 @@ import sys
 from dpanet import __version__
 from dpanet.errors import DPANetError
 
-COMMANDS = ["deblur", "convert_official", "model_info", "bench", "train"]
+COMMANDS = [
+    "deblur",
+    "convert_official",
+    "model_info",
+    "bench",
+    "train",
+    "evaluate",
+    "demo",
+    "synth",
+    "tune_unsharp",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
