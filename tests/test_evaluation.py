@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from dpanet.cli import main
 from dpanet.runtime.images import read_image, write_image
 from dpanet.training.baseline import UnsharpMask, tune_unsharp
 from dpanet.training.checkpoint import save_checkpoint
@@ -17,6 +16,8 @@ from dpanet.training.evaluation import evaluate_split, read_as_protocol, summary
 from dpanet.training.metrics import load_lpips, scores
 from dpanet.training.model import DPANet, DPANetConfig
 from fake_data import make_dpdd
+
+from dpanet.cli import main
 
 
 def test_scores_of_a_known_pair_match_a_hand_computation():

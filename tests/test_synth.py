@@ -128,12 +128,12 @@ def test_random_scenes_stay_within_the_recipe():
 def test_sources_are_offline_and_in_range():
     for name in TRAIN_PHOTOS + HELDOUT_PHOTOS:
         photo = bundled_photo(name)
-        assert photo.ndim == 3 and photo.shape[2] == 3 and 0 <= photo.min() and photo.max() <= 1
+        assert photo.ndim == 3 and photo.shape[2] == 3 and photo.min() >= 0 and photo.max() <= 1
     assert not set(TRAIN_PHOTOS) & set(HELDOUT_PHOTOS)
     rng = np.random.default_rng(0)
     for make in PROCEDURAL.values():
         texture = make(rng, 24, 40)
-        assert texture.shape == (24, 40, 3) and 0 <= texture.min() and texture.max() <= 1
+        assert texture.shape == (24, 40, 3) and texture.min() >= 0 and texture.max() <= 1
     assert random_texture(rng, 16, 16, "heldout", photo_share=1.0).shape == (16, 16, 3)
     with pytest.raises(ValueError, match="photos"):
         random_texture(rng, 16, 16, "everything")

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from dpanet.cli import main
 from dpanet.training.checkpoint import load_checkpoint
 from dpanet.training.distributed import Context
 from dpanet.training.train_config import ConfigError, parse_config
 from dpanet.training.trainer import MODEL_FILE, STATE_FILE, Trainer, build_dataset
+
+from dpanet.cli import main
 
 CPU = Context(rank=0, world_size=1, device=torch.device("cpu"))
 
@@ -111,7 +112,15 @@ def test_train_command_end_to_end(tmp_path, capsys):
     pytest.importorskip(
         "tensorboard", reason="TensorBoard logging needs the tensorboard package (dpanet[train])"
     )
-    validation = '[validation]\nevery = 1\nkind = "synthetic"\ncount = 2\nsize = 16\nseed = 9\nvary_per_epoch = false\n'
+    validation = """
+[validation]
+every = 1
+kind = "synthetic"
+count = 2
+size = 16
+seed = 9
+vary_per_epoch = false
+"""
     text = tiny_config(tmp_path / "run", extra=validation).replace(
         "tensorboard = false", "tensorboard = true"
     )

@@ -23,7 +23,8 @@ def add_parser(subparsers) -> None:
         "--protocol",
         choices=["release", "16bit", "both"],
         default="both",
-        help="release: 8-bit reads, uint8 output (the paper's numbers); 16bit: full precision (default: both)",
+        help="release: 8-bit reads, uint8 output (the paper's protocol); 16bit: the files' precision "
+        "(default: both)",
     )
     p.add_argument(
         "--unsharp", metavar="SIGMA,AMOUNT", help="also score unsharp masking of the combined image"

@@ -35,10 +35,11 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
+    from tqdm import tqdm
+
     from dpanet.runtime.images import write_image
     from dpanet.training.data import SyntheticDPDataset, dpdd_folders
     from dpanet.training.scenes import SceneRecipe
-    from tqdm import tqdm
 
     if args.count < 1:
         raise DPANetError("--count must be at least 1")

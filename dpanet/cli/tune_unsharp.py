@@ -22,10 +22,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from dpanet.training.baseline import tune_unsharp
     from dpanet.training.train_config import load_config
     from dpanet.training.trainer import build_dataset
-    from tqdm import tqdm
 
     if args.samples < 1:
         raise DPANetError("--samples must be at least 1")
