@@ -34,6 +34,9 @@ class SceneRecipe:
     """Probability that the background is a smooth surface rather than a plane."""
     in_focus_layer: float = 0.4
     """Probability that one layer is placed exactly on the focal plane."""
+    blur_free_scenes: bool = True
+    """Whether a scene may have no defocus (a lone background on the focal plane). Test sets of
+    blurry images, like DPDD's, set False: a lone background then has at least 1 px of blur."""
     noise: float = 0.5
     """Probability of sensor noise."""
     max_shot_noise: float = 2e-3
@@ -114,9 +117,11 @@ def random_scene(rng: np.random.Generator, height: int, width: int, recipe: Scen
     r_hi = min(recipe.max_radius, 0.95 * lens.radius_at_infinity)
     count = int(rng.integers(0, recipe.max_objects + 1))
     radii = np.sort(rng.uniform(r_lo, r_hi, count + 1))[::-1]  # far (largest radius) first
-    if rng.random() < recipe.in_focus_layer:
+    if rng.random() < recipe.in_focus_layer and (count or recipe.blur_free_scenes):
         radii[rng.integers(count + 1)] = 0.0
         radii = np.sort(radii)[::-1]
+    if count == 0 and not recipe.blur_free_scenes:  # a lone background: at least 1 px of blur
+        radii[0] = max(abs(radii[0]), 1.0) * (1 if radii[0] >= 0 else -1)
     background_radius = np.full((height, width), radii[0], np.float32)
     if rng.random() < recipe.smooth_background:
         y, x = np.mgrid[0:height, 0:width].astype(np.float32)

@@ -30,6 +30,11 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--max-radius", type=float, default=8.0, help="largest |CoC radius| in pixels (default: 8)"
     )
+    p.add_argument(
+        "--blurry-only",
+        action="store_true",
+        help="no scene without defocus (a single in-focus plane): a test set of blurry images, like DPDD's",
+    )
     p.set_defaults(run=run)
 
 
@@ -47,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
         raise DPANetError(f"--size must be a positive multiple of 8, got {args.size}")
     if args.max_radius <= 0:
         raise DPANetError("--max-radius must be positive")
-    recipe = SceneRecipe(max_radius=args.max_radius, photos=args.photos)
+    recipe = SceneRecipe(
+        max_radius=args.max_radius, photos=args.photos, blur_free_scenes=not args.blurry_only
+    )
     dataset = SyntheticDPDataset(args.count, args.size, recipe, args.seed, vary_per_epoch=False)
     folders = dpdd_folders(args.out, args.split)
     for folder in folders.values():
