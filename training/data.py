@@ -30,6 +30,7 @@ import torch
 from dpanet.runtime.images import READ_SUFFIXES, read_image
 from dpanet.runtime.pipeline import SIZE_MULTIPLE, to_network
 from dpanet.training.scenes import SceneRecipe, render_random_scene
+from dpanet.training.synth import DPImage
 from torch.utils.data import Dataset
 
 from dpanet.errors import DPANetError
@@ -283,10 +284,12 @@ class SyntheticDPDataset(_SeededDataset):
     def __len__(self) -> int:
         return self.count
 
-    def render(self, index: int):
-        epoch = self.epoch if self.vary_per_epoch else 0
-        rng = np.random.default_rng([self.seed, epoch, index])
-        return render_random_scene(rng, self.size, self.size, self.recipe)
+    def set_epoch(self, epoch: int) -> None:
+        if self.vary_per_epoch:
+            self.epoch = epoch
+
+    def render(self, index: int) -> DPImage:
+        return render_random_scene(self._rng(index), self.size, self.size, self.recipe)
 
     def __getitem__(self, index: int) -> dict:
         image = self.render(index)

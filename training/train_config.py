@@ -2,7 +2,7 @@
 
 Sections (docs/training.md lists every key with the paper's values)::
 
-    [model]        variant, width, channel_order
+    [model]        variant, width, channel_order, init, zero_init_residual
     [train]        epochs, batch_size (global), lr, lr_step_epochs, lr_gamma, loss,
                    charbonnier_eps, mse_pretrain_epochs, precision, seed, device, threads, num_workers
     [data]         the training data: kind = "dpdd" | "triplets" | "synthetic", and its keys
@@ -21,6 +21,7 @@ from typing import Any
 
 from dpanet.training.config import VARIANTS, DPANetConfig, variant_config
 from dpanet.training.data import AUGMENTATIONS, SPLITS
+from dpanet.training.initialisation import SCHEMES
 from dpanet.training.scenes import SceneRecipe
 
 from dpanet.errors import DPANetError
@@ -44,6 +45,10 @@ class ModelSection:
     variant: str = "dpanet"
     width: int = 64
     channel_order: str = "BGR"
+    init: str = "pytorch"
+    """pytorch (the layers' defaults) or he (the paper's): dpanet.training.initialisation."""
+    zero_init_residual: bool = False
+    """Start every residual block as the identity (its second convolution zeroed)."""
 
     def network_config(self) -> DPANetConfig:
         return variant_config(self.variant, width=self.width)
@@ -171,6 +176,8 @@ def _check(config: TrainConfig) -> None:
         raise ConfigError(f"[model] channel_order: {m.channel_order!r} is not BGR or RGB")
     if m.width < 1:
         raise ConfigError("[model] width must be positive")
+    if m.init not in SCHEMES:
+        raise ConfigError(f"[model] init: {m.init!r} is not one of {', '.join(SCHEMES)}")
     if t.loss not in LOSSES:
         raise ConfigError(f"[train] loss: {t.loss!r} is not one of {', '.join(LOSSES)}")
     if t.precision not in PRECISIONS:

@@ -36,6 +36,7 @@ from dpanet.training.data import (
     list_dpdd,
     list_triplets,
 )
+from dpanet.training.initialisation import initialise
 from dpanet.training.losses import charbonnier, mse
 from dpanet.training.metrics import scores
 from dpanet.training.model import DPANet
@@ -88,7 +89,9 @@ class Trainer:
             torch.set_num_threads(t.threads)
         torch.manual_seed(t.seed)
         self.device = context.device
-        self.model = DPANet(config.model.network_config()).to(self.device)
+        self.model = DPANet(config.model.network_config())
+        initialise(self.model, config.model.init, config.model.zero_init_residual)
+        self.model.to(self.device)
         self.network = DistributedDataParallel(self.model) if context.distributed else self.model
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, t.lr_step_epochs, t.lr_gamma)
