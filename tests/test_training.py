@@ -12,6 +12,7 @@ import pytest
 import torch
 from dpanet.training.checkpoint import load_checkpoint
 from dpanet.training.distributed import Context
+from dpanet.training.model import DPANet, DPANetConfig
 from dpanet.training.train_config import ConfigError, parse_config
 from dpanet.training.trainer import MODEL_FILE, STATE_FILE, Trainer, build_dataset
 
@@ -94,6 +95,7 @@ def test_mse_pretraining_then_charbonnier(tmp_path):
         (('kind = "synthetic"', 'kind = "imagenet"'), "kind: 'imagenet' is not one of"),
         (("lr = 1e-3", 'lr = "fast"'), r"\[train\] lr: expected float"),
         (('precision = "fp32"', 'precision = "fp8"'), "precision"),
+        (("width = 4", 'width = 4\ninit = "xavier"'), r"\[model\] init: 'xavier'"),
         (("size = 16", "size = 12"), "multiple of 8"),
         (("epochs = 2", "epochs = ["), "not valid TOML"),
     ],
@@ -169,3 +171,21 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
     two = load_checkpoint(tmp_path / "ddp" / MODEL_FILE).model.state_dict()
     for key, value in one.items():
         torch.testing.assert_close(two[key], value, rtol=1e-4, atol=1e-5)
+
+
+def test_initialisation_schemes():
+    from dpanet.training.blocks import OffsetPredictor, ResidualBlock
+    from dpanet.training.initialisation import initialise
+
+    model = DPANet(DPANetConfig(width=4))
+    initialise(model, "he", zero_init_residual=True)
+    block = next(m for m in model.modules() if isinstance(m, ResidualBlock))
+    x = torch.rand(1, 4, 8, 8)
+    torch.testing.assert_close(block(x), x)  # every residual block starts as the identity
+    for predictor in (m for m in model.modules() if isinstance(m, OffsetPredictor)):
+        assert not predictor.conv.weight.any() and not predictor.conv.bias.any()  # offsets 0, masks 0.5
+    std = model.head[0].weight.std().item()
+    fan_in = model.head[0].weight[0].numel()
+    assert std == pytest.approx((2 / fan_in) ** 0.5, rel=0.3)
+    with pytest.raises(ValueError, match="init must be one of"):
+        initialise(model, "xavier")
