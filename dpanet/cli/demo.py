@@ -28,9 +28,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from dpanet.runtime.images import Image, read_image, write_image
+    from dpanet.runtime.images import read_image, write_image
     from dpanet.runtime.pipeline import check_pair, deblur_pair
     from dpanet.training.checkpoint import default_checkpoint_path, load_checkpoint
     from dpanet.training.demo import demo_scene, side_by_side
@@ -43,22 +41,17 @@ def run(args: argparse.Namespace) -> int:
         raise DPANetError(f"--size must be a positive multiple of 8, got {args.size}")
     start = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.left is not None:
-        left, right = read_image(args.left), read_image(args.right)
-        check_pair(left, right)
-        sharp = combined = None
-    else:
+    sharp = None
+    if args.left is None:  # make a pair, write it, and read it back like any other
         scene = demo_scene(args.size)
-        left_view, right_view = scene.views()
-        left, right = Image(left_view, 8), Image(right_view, 8)
-        combined, sharp = np.clip(scene.combined, 0, 1), scene.sharp
-        for name, pixels in (
-            ("left", left_view),
-            ("right", right_view),
-            ("combined", combined),
-            ("sharp", sharp),
-        ):
-            write_image(args.out / f"{name}.png", pixels, 8)
+        args.left, args.right = args.out / "left.png", args.out / "right.png"
+        for path, pixels in zip((args.left, args.right), scene.views(), strict=True):
+            write_image(path, pixels, 8)
+        sharp = read_image(write_image(args.out / "sharp.png", scene.sharp, 8)).pixels
+    left, right = read_image(args.left), read_image(args.right)
+    check_pair(left, right)
+    combined = 0.5 * (left.pixels + right.pixels)  # views at full brightness: their mean
+    write_image(args.out / "combined.png", combined, left.bit_depth)
     loaded = load_checkpoint(args.checkpoint or default_checkpoint_path())
     backend = TorchBackend(loaded.model, resolve_device("cpu"))
     h, w = left.size
@@ -66,18 +59,17 @@ def run(args: argparse.Namespace) -> int:
     result = deblur_pair(left, right, backend, loaded.channel_order)
     deblur_seconds = time.perf_counter() - deblur_start
     write_image(args.out / "deblurred.png", result.pixels, result.bit_depth)
-    if sharp is None:
-        panels = [("left", left.pixels), ("right", right.pixels), ("deblurred", result.pixels)]
-    else:
-        panels = [("combined (input)", combined), ("deblurred", result.pixels), ("all-in-focus", sharp)]
+    panels = [("combined view (input)", combined), ("deblurred", result.pixels)]
+    panels += [("all-in-focus", sharp)] if sharp is not None else []
     write_image(args.out / "side_by_side.png", side_by_side(panels), 8)
     print(f"deblurred {w} x {h} on the CPU in {deblur_seconds:.1f} s")
     if sharp is not None:
         before = scores(combined, sharp)
-        after = scores(np.clip(result.pixels, 0, 1), sharp)
+        after = scores(result.pixels, sharp)
         print(f"PSNR before (combined view): {before.psnr:.2f} dB   SSIM {before.ssim:.3f}")
         print(f"PSNR after  (deblurred):     {after.psnr:.2f} dB   SSIM {after.ssim:.3f}")
     else:
         print("no all-in-focus image for a real pair: look at the figure")
-    print(f"wrote {args.out}/: deblurred.png, side_by_side.png ({time.perf_counter() - start:.1f} s in all)")
+    total = time.perf_counter() - start
+    print(f"wrote {args.out}/: combined.png, deblurred.png, side_by_side.png ({total:.1f} s in all)")
     return 0
