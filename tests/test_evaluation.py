@@ -99,3 +99,11 @@ def test_unsharp_baseline_tuning():
     assert UnsharpMask.parse("1.5,2") == UnsharpMask(1.5, 2.0)
     with pytest.raises(ValueError, match="SIGMA,AMOUNT"):
         UnsharpMask.parse("fast")
+
+
+def test_tune_unsharp_command(tmp_path, capsys):
+    make_dpdd(tmp_path, "train", count=2, size=(16, 24))
+    assert main(["tune-unsharp", "--data", str(tmp_path), "--samples", "2"]) == 0
+    assert "use: dpanet evaluate ... --unsharp" in capsys.readouterr().out
+    assert main(["tune-unsharp", "--data", str(tmp_path), "--split", "test"]) == 1
+    assert "test_c/source" in capsys.readouterr().err

@@ -27,7 +27,11 @@ def add_parser(subparsers) -> None:
         "(default: both)",
     )
     p.add_argument(
-        "--unsharp", metavar="SIGMA,AMOUNT", help="also score unsharp masking of the combined image"
+        "--unsharp",
+        metavar="SIGMA,AMOUNT",
+        action="append",
+        default=[],
+        help="also score unsharp masking of the combined image (repeatable)",
     )
     p.add_argument("--limit", type=int, default=0, help="only the first N scenes (default: all)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch device (default: cpu)")
@@ -47,9 +51,9 @@ def run(args: argparse.Namespace) -> int:
     from dpanet.training.metrics import load_lpips
 
     baselines = {}
-    if args.unsharp:
+    for text in args.unsharp:
         try:
-            method = UnsharpMask.parse(args.unsharp)
+            method = UnsharpMask.parse(text)
         except ValueError as exc:
             raise DPANetError(f"--unsharp: {exc}") from None
         baselines[str(method)] = method
