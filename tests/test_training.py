@@ -189,3 +189,21 @@ def test_initialisation_schemes():
     assert std == pytest.approx((2 / fan_in) ** 0.5, rel=0.3)
     with pytest.raises(ValueError, match="init must be one of"):
         initialise(model, "xavier")
+
+
+def test_identity_initialisation_starts_at_the_mean_of_the_views():
+    from dpanet.training.initialisation import initialise
+
+    model = DPANet(DPANetConfig(width=8))
+    initialise(model, "identity", noise=0.0)
+    g = torch.Generator().manual_seed(1)
+    left, right = (
+        0.1 + 0.8 * torch.rand(1, 3, 32, 32, generator=g),
+        0.1 + 0.8 * torch.rand(1, 3, 32, 32, generator=g),
+    )
+    with torch.no_grad():
+        output = model(left, right)
+    inner = (slice(None), slice(None), slice(4, 28), slice(4, 28))  # zero padding blurs the border
+    torch.testing.assert_close(output[inner], ((left + right) / 2)[inner], atol=0.04, rtol=0)
+    with pytest.raises(ValueError, match="pyramid extractor"):
+        initialise(DPANet(DPANetConfig(width=8, pyramid_extractor=False)), "identity")

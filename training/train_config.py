@@ -46,7 +46,7 @@ class ModelSection:
     width: int = 64
     channel_order: str = "BGR"
     init: str = "pytorch"
-    """pytorch (the layers' defaults) or he (the paper's): dpanet.training.initialisation."""
+    """pytorch (the layers' defaults), he (the paper's) or identity: dpanet.training.initialisation."""
     zero_init_residual: bool = False
     """Start every residual block as the identity (its second convolution zeroed)."""
 
