@@ -49,7 +49,7 @@ def test_demo_model_beats_the_combined_input_on_held_out_scenes():
     torch.set_num_threads(2)
     loaded = load_checkpoint(DEMO_CHECKPOINT)
     backend = TorchBackend(loaded.model, torch.device("cpu"), progress=False)
-    recipe = SceneRecipe(photos="heldout", blur_free_scenes=False)
+    recipe = SceneRecipe(max_radius=5.0, photos="heldout", blur_free_scenes=False)  # the training blur range
     scenes = SyntheticDPDataset(12, 128, recipe, seed=2000, vary_per_epoch=False)
     gains = []
     for i in range(len(scenes)):

@@ -14,9 +14,9 @@ from dpanet.training.sources import bundled_photo
 from dpanet.training.synth import DPImage, Layer, SensorEffects, ThinLens, render_dp
 
 DEMO_LENS = ThinLens(focal_length=0.05, f_number=1.8, focus_distance=2.0, pixel_pitch=21.4e-6)
-BACKGROUND_RADII = (5.0, -3.0)
+BACKGROUND_RADII = (4.0, -3.0)
 """Signed CoC radius (pixels) at the left and right edges of the background."""
-OCCLUDER_RADIUS = -6.0
+OCCLUDER_RADIUS = -5.0
 
 
 def _square(photo: np.ndarray, size: int) -> np.ndarray:
