@@ -14,7 +14,18 @@ import sys
 from dpanet import __version__
 from dpanet.errors import DPANetError
 
-COMMANDS = ["deblur", "export", "convert_official", "model_info", "bench"]
+COMMANDS = [
+    "deblur",
+    "export",
+    "convert_official",
+    "model_info",
+    "bench",
+    "train",
+    "evaluate",
+    "demo",
+    "synth",
+    "tune_unsharp",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

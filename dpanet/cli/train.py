@@ -1,0 +1,33 @@
+"""dpanet train: train DPANet as a TOML configuration describes (torchrun for several processes)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train DPANet from a configuration file",
+        description="Train DPANet as a TOML configuration describes (docs/training.md). For several "
+        "GPUs or processes: torchrun --nproc_per_node N -m dpanet train --config FILE.",
+    )
+    p.add_argument("--config", required=True, type=Path, help="training configuration (.toml)")
+    p.add_argument("--resume", action="store_true", help="continue from the output folder's training state")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dpanet.training.train_config import load_config
+    from dpanet.training.trainer import train
+
+    config = load_config(args.config)
+    command = shlex.join(
+        ["dpanet", "train", "--config", str(args.config), *(["--resume"] if args.resume else [])]
+    )
+    history = train(config, resume=args.resume, command=command)
+    if history:
+        print(f"done: {history[-1]['epoch']} epochs; model in {Path(config.output.dir) / 'model.pt'}")
+    return 0

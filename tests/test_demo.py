@@ -1,0 +1,62 @@
+"""The demo command and the bundled demo model (the README's main command)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from dpanet.cli import main
+from dpanet.runtime.images import Image, read_image, write_image
+from dpanet.runtime.pipeline import deblur_pair
+from dpanet.training.checkpoint import DEMO_CHECKPOINT, load_checkpoint
+from dpanet.training.data import SyntheticDPDataset
+from dpanet.training.inference import TorchBackend
+from dpanet.training.metrics import scores
+from dpanet.training.scenes import SceneRecipe
+
+from fake_data import random_image
+
+
+def test_demo_model_is_bundled_small_and_documented():
+    assert DEMO_CHECKPOINT.stat().st_size <= 10 * 2**20
+    loaded = load_checkpoint(DEMO_CHECKPOINT)
+    assert loaded.config.width == 8 and loaded.channel_order == "BGR"
+    assert loaded.metadata["trained_with"] == "dpanet train --config configs/demo.toml"
+    assert "[data.recipe]" in loaded.metadata["config"]
+
+
+def test_demo_on_a_synthetic_pair(tmp_path, capsys):
+    assert main(["demo", "--size", "64", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "PSNR before" in out and "PSNR after" in out
+    for name in ("left", "right", "combined", "sharp", "deblurred", "side_by_side"):
+        assert (tmp_path / f"{name}.png").is_file()
+    assert read_image(tmp_path / "side_by_side.png").size[1] > 3 * 64
+
+
+def test_demo_on_your_pair(tmp_path, capsys):
+    write_image(tmp_path / "L.png", random_image(0, 20, 30, 1), 8)
+    write_image(tmp_path / "R.png", random_image(1, 20, 30, 1), 8)
+    args = ["demo", "--left", str(tmp_path / "L.png"), "--right", str(tmp_path / "R.png")]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 0
+    assert "no all-in-focus image" in capsys.readouterr().out
+    assert read_image(tmp_path / "out" / "deblurred.png").channels == 1
+    assert main(["demo", "--left", str(tmp_path / "L.png")]) == 1
+    assert "both --left and --right" in capsys.readouterr().err
+
+
+def test_demo_model_beats_the_combined_input_on_held_out_scenes():
+    """Regression guard for the bundled binary: 12 held-out scenes (the full check: docs/training.md)."""
+    torch.set_num_threads(2)
+    loaded = load_checkpoint(DEMO_CHECKPOINT)
+    backend = TorchBackend(loaded.model, torch.device("cpu"), progress=False)
+    recipe = SceneRecipe(max_radius=5.0, photos="heldout", blur_free_scenes=False)  # the training blur range
+    scenes = SyntheticDPDataset(12, 128, recipe, seed=2000, vary_per_epoch=False)
+    gains = []
+    for i in range(len(scenes)):
+        image = scenes.render(i)
+        left, right = image.views()
+        output = deblur_pair(Image(left, 16), Image(right, 16), backend, loaded.channel_order).pixels
+        before = scores(np.clip(image.combined, 0, 1), image.sharp).psnr
+        gains.append(scores(output, image.sharp).psnr - before)
+    assert np.mean(gains) >= 2.0

@@ -1,0 +1,209 @@
+"""The training loop: a step lowers the loss, resume is exact, configs, the CLI, and DDP with gloo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from dpanet.cli import main
+from dpanet.training.checkpoint import load_checkpoint
+from dpanet.training.distributed import Context
+from dpanet.training.model import DPANet, DPANetConfig
+from dpanet.training.train_config import ConfigError, parse_config
+from dpanet.training.trainer import MODEL_FILE, STATE_FILE, Trainer, build_dataset
+
+CPU = Context(rank=0, world_size=1, device=torch.device("cpu"))
+
+
+def tiny_config(out: Path, epochs: int = 2, batch_size: int = 2, extra: str = "") -> str:
+    return f"""
+[model]
+width = 4
+[train]
+epochs = {epochs}
+batch_size = {batch_size}
+lr = 1e-3
+lr_step_epochs = 1
+lr_gamma = 0.5
+precision = "fp32"
+threads = 1
+[data]
+kind = "synthetic"
+count = 4
+size = 16
+seed = 1
+[output]
+dir = "{out}"
+log_every = 1000
+tensorboard = false
+{extra}"""
+
+
+def test_one_step_lowers_the_loss_on_a_fixed_batch(tmp_path):
+    config = parse_config(tiny_config(tmp_path))
+    trainer = Trainer(config, CPU)
+    dataset = build_dataset(config.data, "BGR")
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(2)])
+    loss_fn = trainer.loss_function(0)
+    before = trainer.batch_loss(batch, loss_fn)
+    trainer.train_step(batch, loss_fn)
+    assert trainer.batch_loss(batch, loss_fn) < before
+
+
+def test_resume_restores_optimizer_and_schedule_and_continues_exactly(tmp_path):
+    straight = Trainer(parse_config(tiny_config(tmp_path / "straight", epochs=2)), CPU)
+    straight.fit()
+
+    first = Trainer(parse_config(tiny_config(tmp_path / "resumed", epochs=1)), CPU)
+    first.fit()
+    saved = torch.load(tmp_path / "resumed" / STATE_FILE, weights_only=True)
+    resumed = Trainer(parse_config(tiny_config(tmp_path / "resumed", epochs=2)), CPU)
+    resumed.resume()
+    assert resumed.epoch == 1 and resumed.step == first.step
+    assert resumed.scheduler.last_epoch == 1
+    assert resumed.optimizer.param_groups[0]["lr"] == pytest.approx(5e-4)
+    for name, value in saved["optimizer"]["state"][0].items():
+        torch.testing.assert_close(resumed.optimizer.state_dict()["state"][0][name], value)
+    resumed.fit()
+
+    assert [r["lr"] for r in resumed.history] == [r["lr"] for r in straight.history] == [1e-3, 5e-4]
+    for key, value in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_mse_pretraining_then_charbonnier(tmp_path):
+    trainer = Trainer(
+        parse_config(
+            tiny_config(tmp_path, epochs=2).replace("precision", "mse_pretrain_epochs = 1\nprecision")
+        ),
+        CPU,
+    )
+    assert [r["loss_kind"] for r in trainer.fit()] == ["mse", "charbonnier"]
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (("[output]", "[outputs]"), "unknown section"),
+        (("width = 4", "width = 4\ndepth = 3"), r"\[model\]: unknown key\(s\) depth"),
+        (('kind = "synthetic"', 'kind = "imagenet"'), "kind: 'imagenet' is not one of"),
+        (("lr = 1e-3", 'lr = "fast"'), r"\[train\] lr: expected float"),
+        (('precision = "fp32"', 'precision = "fp8"'), "precision"),
+        (("width = 4", 'width = 4\ninit = "xavier"'), r"\[model\] init: 'xavier'"),
+        (("size = 16", "size = 12"), "multiple of 8"),
+        (("epochs = 2", "epochs = ["), "not valid TOML"),
+    ],
+)
+def test_config_errors_are_one_line(tmp_path, edit, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(tiny_config(tmp_path).replace(*edit))
+
+
+def test_validation_needs_data(tmp_path):
+    with pytest.raises(ConfigError, match="needs a data description"):
+        parse_config(tiny_config(tmp_path, extra="[validation]\nevery = 1\n"))
+
+
+def test_train_command_end_to_end(tmp_path, capsys):
+    pytest.importorskip(
+        "tensorboard", reason="TensorBoard logging needs the tensorboard package (dpanet[train])"
+    )
+    validation = """
+[validation]
+every = 1
+kind = "synthetic"
+count = 2
+size = 16
+seed = 9
+vary_per_epoch = false
+"""
+    text = tiny_config(tmp_path / "run", extra=validation).replace(
+        "tensorboard = false", "tensorboard = true"
+    )
+    config = tmp_path / "tiny.toml"
+    config.write_text(text)
+    assert main(["train", "--config", str(config)]) == 0
+    assert "done: 2 epochs" in capsys.readouterr().out
+    loaded = load_checkpoint(tmp_path / "run" / MODEL_FILE)
+    assert loaded.config.width == 4 and loaded.channel_order == "BGR"
+    assert loaded.metadata["trained_with"] == f"dpanet train --config {config}"
+    history = [json.loads(line) for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in history] == [1, 2] and all("val_psnr" in r for r in history)
+    assert any((tmp_path / "run" / "tensorboard").iterdir())
+    assert main(["train", "--config", str(config), "--resume"]) == 0  # already done: nothing to run
+
+
+def test_resume_without_state_is_an_error(tmp_path, capsys):
+    config = tmp_path / "tiny.toml"
+    config.write_text(tiny_config(tmp_path / "nothing"))
+    assert main(["train", "--config", str(config), "--resume"]) == 1
+    assert "no training state" in capsys.readouterr().err
+
+
+def test_ddp_two_gloo_processes_match_one_process(tmp_path):
+    """torchrun, 2 CPU processes (gloo), batch 1 each == one process with batch 2."""
+    single = tmp_path / "single.toml"
+    single.write_text(tiny_config(tmp_path / "single", epochs=1))
+    assert main(["train", "--config", str(single)]) == 0
+    ddp = tmp_path / "ddp.toml"
+    ddp.write_text(tiny_config(tmp_path / "ddp", epochs=1))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    result = subprocess.run(
+        [*command, "-m", "dpanet", "train", "--config", str(ddp)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("epoch 1 step") == 1  # rank 0 alone reports
+    assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == sorted(
+        p.name for p in (tmp_path / "single").iterdir()
+    )
+    one = load_checkpoint(tmp_path / "single" / MODEL_FILE).model.state_dict()
+    two = load_checkpoint(tmp_path / "ddp" / MODEL_FILE).model.state_dict()
+    for key, value in one.items():
+        torch.testing.assert_close(two[key], value, rtol=1e-4, atol=1e-5)
+
+
+def test_initialisation_schemes():
+    from dpanet.training.blocks import OffsetPredictor, ResidualBlock
+    from dpanet.training.initialisation import initialise
+
+    model = DPANet(DPANetConfig(width=4))
+    initialise(model, "he", zero_init_residual=True)
+    block = next(m for m in model.modules() if isinstance(m, ResidualBlock))
+    x = torch.rand(1, 4, 8, 8)
+    torch.testing.assert_close(block(x), x)  # every residual block starts as the identity
+    for predictor in (m for m in model.modules() if isinstance(m, OffsetPredictor)):
+        assert not predictor.conv.weight.any() and not predictor.conv.bias.any()  # offsets 0, masks 0.5
+    std = model.head[0].weight.std().item()
+    fan_in = model.head[0].weight[0].numel()
+    assert std == pytest.approx((2 / fan_in) ** 0.5, rel=0.3)
+    with pytest.raises(ValueError, match="init must be one of"):
+        initialise(model, "xavier")
+
+
+def test_identity_initialisation_starts_at_the_mean_of_the_views():
+    from dpanet.training.initialisation import initialise
+
+    model = DPANet(DPANetConfig(width=8))
+    initialise(model, "identity", noise=0.0)
+    g = torch.Generator().manual_seed(1)
+    left, right = (
+        0.1 + 0.8 * torch.rand(1, 3, 32, 32, generator=g),
+        0.1 + 0.8 * torch.rand(1, 3, 32, 32, generator=g),
+    )
+    with torch.no_grad():
+        output = model(left, right)
+    inner = (slice(None), slice(None), slice(4, 28), slice(4, 28))  # zero padding blurs the border
+    torch.testing.assert_close(output[inner], ((left + right) / 2)[inner], atol=0.04, rtol=0)
+    with pytest.raises(ValueError, match="pyramid extractor"):
+        initialise(DPANet(DPANetConfig(width=8, pyramid_extractor=False)), "identity")

@@ -1,0 +1,303 @@
+"""Training and evaluation data: DPDD, folders of L/R(/sharp) triplets, and synthetic DP scenes.
+
+- **DPDD** (official layout, 16-bit PNG)::
+
+      ROOT/{train,val,test}_c/source/NAME.png   combined (blurry) image
+      ROOT/{train,val,test}_c/target/NAME.png   all-in-focus image
+      ROOT/{train,val,test}_l/source/NAME.png   left view
+      ROOT/{train,val,test}_r/source/NAME.png   right view
+
+- **Triplets**: any folder of ``NAME_L.ext`` and ``NAME_R.ext`` (ext png/tif/tiff/jpg/jpeg), with
+  ``NAME_S.ext`` (sharp) needed for training and ``NAME_C.ext`` (combined) optional; without it the
+  combined image is the mean of the two views.
+- **Synthetic**: scenes of :mod:`dpanet.training.scenes` rendered on the fly.
+
+Every dataset yields dicts of 3 x H x W float32 tensors ``left``, ``right``, ``combined`` and
+``target`` in the network's channel order, plus ``name``. Randomness (augmentation, synthetic
+scenes) comes from a generator seeded with (seed, epoch, index): results do not depend on the
+number of loader workers or processes, and :meth:`set_epoch` gives each epoch new draws.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from dpanet.errors import DPANetError
+from dpanet.runtime.images import READ_SUFFIXES, read_image
+from dpanet.runtime.pipeline import SIZE_MULTIPLE, to_network
+from dpanet.training.scenes import SceneRecipe, render_random_scene
+from dpanet.training.synth import DPImage
+
+SPLITS = ("train", "val", "test")
+VIEWS = ("left", "right", "combined", "target")
+_LISTED = 5  # missing files named in an error message; the rest are counted
+
+
+class DatasetError(DPANetError):
+    """A dataset folder that does not have the expected layout or contents."""
+
+
+@dataclass(frozen=True)
+class PairFiles:
+    """The files of one scene. ``target`` and ``combined`` may be absent (no ground truth)."""
+
+    name: str
+    left: Path
+    right: Path
+    target: Path | None = None
+    combined: Path | None = None
+
+
+def _missing_error(root: Path, missing: list[str], what: str) -> DatasetError:
+    more = f", ... and {len(missing) - _LISTED} more" if len(missing) > _LISTED else ""
+    return DatasetError(f"{root}: {len(missing)} {what} missing: {', '.join(missing[:_LISTED])}{more}")
+
+
+def dpdd_folders(root: Path, split: str) -> dict[str, Path]:
+    return {
+        "combined": root / f"{split}_c" / "source",
+        "target": root / f"{split}_c" / "target",
+        "left": root / f"{split}_l" / "source",
+        "right": root / f"{split}_r" / "source",
+    }
+
+
+def list_dpdd(root: str | Path, split: str) -> list[PairFiles]:
+    """The scenes of one DPDD split; every scene must have all four images."""
+    root = Path(root)
+    if split not in SPLITS:
+        raise DatasetError(f"unknown split {split!r} (use {', '.join(SPLITS)})")
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such folder")
+    folders = dpdd_folders(root, split)
+    absent = [str(f.relative_to(root)) for f in folders.values() if not f.is_dir()]
+    if absent:
+        raise DatasetError(f"{root}: not the DPDD layout, missing folder(s) {', '.join(absent)}")
+    names = sorted(
+        {p.name for f in folders.values() for p in f.iterdir() if p.suffix.lower() in READ_SUFFIXES}
+    )
+    if not names:
+        raise DatasetError(f"{root}: split {split} has no images")
+    missing = [
+        str((folders[view] / name).relative_to(root))
+        for name in names
+        for view in VIEWS
+        if not (folders[view] / name).is_file()
+    ]
+    if missing:
+        raise _missing_error(root, missing, "file(s)")
+    return [
+        PairFiles(
+            Path(n).stem,
+            folders["left"] / n,
+            folders["right"] / n,
+            folders["target"] / n,
+            folders["combined"] / n,
+        )
+        for n in names
+    ]
+
+
+TRIPLET_TAGS = {"L": "left", "R": "right", "S": "target", "C": "combined"}
+
+
+def list_triplets(root: str | Path, require_target: bool = True) -> list[PairFiles]:
+    """Scenes of a folder of ``NAME_{L,R,S,C}.ext`` files (see the module docstring)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: no such folder")
+    scenes: dict[str, dict[str, Path]] = {}
+    for path in sorted(root.iterdir()):
+        stem, _, tag = path.stem.rpartition("_")
+        if path.suffix.lower() in READ_SUFFIXES and stem and tag.upper() in TRIPLET_TAGS:
+            views = scenes.setdefault(stem, {})
+            role = TRIPLET_TAGS[tag.upper()]
+            if role in views:
+                raise DatasetError(f"{root}: two {role} files for {stem}: {views[role].name}, {path.name}")
+            views[role] = path
+    if not scenes:
+        raise DatasetError(f"{root}: no NAME_L / NAME_R image files")
+    required = ("left", "right", "target") if require_target else ("left", "right")
+    tag_of = {role: tag for tag, role in TRIPLET_TAGS.items()}
+    missing = [f"{stem}_{tag_of[r]}" for stem, views in scenes.items() for r in required if r not in views]
+    if missing:
+        raise _missing_error(root, missing, "image(s)")
+    return [
+        PairFiles(stem, v["left"], v["right"], v.get("target"), v.get("combined"))
+        for stem, v in sorted(scenes.items())
+    ]
+
+
+def load_scene(files: PairFiles) -> dict[str, np.ndarray]:
+    """Read a scene's images (H x W x C float32 in [0, 1], file order) and check they match."""
+    paths = {"left": files.left, "right": files.right, "target": files.target, "combined": files.combined}
+    images = {role: read_image(path) for role, path in paths.items() if path is not None}
+    reference = images["left"]
+    for image in images.values():
+        if image.size != reference.size or image.channels != reference.channels:
+            (h, w), (rh, rw) = image.size, reference.size
+            raise DatasetError(
+                f"{image.path}: {w} x {h} with {image.channels} channel(s) does not match the left view "
+                f"{files.left} ({rw} x {rh}, {reference.channels} channel(s)) of scene {files.name}"
+            )
+    pixels = {role: image.pixels for role, image in images.items()}
+    if "combined" not in pixels:
+        pixels["combined"] = 0.5 * (pixels["left"] + pixels["right"])
+    return pixels
+
+
+# --- augmentation: functions of (rng, dict of H x W x C arrays) -> dict of arrays ------------------
+
+Transform = Callable[[np.random.Generator, dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
+def release_augment(patch: int) -> Transform:
+    """The release's augmentation: resize to s x s (s even, uniform in [patch, 1.25 patch)), crop
+    patch x patch at one random offset used for both axes, flip vertically with p = 0.5."""
+    high = patch * 5 // 4
+
+    def transform(rng: np.random.Generator, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        size = 2 * int(rng.integers(patch // 2, max(high // 2, patch // 2 + 1)))
+        offset = int(rng.integers(0, size - patch + 1))
+        flip = rng.random() < 0.5
+        out = {}
+        for role, image in images.items():
+            resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR).reshape(size, size, -1)
+            crop = resized[offset : offset + patch, offset : offset + patch]
+            out[role] = crop[::-1] if flip else crop
+        return out
+
+    return transform
+
+
+def random_crop(patch: int) -> Transform:
+    """A patch x patch crop at a uniformly random position (no resizing, no flips)."""
+
+    def transform(rng: np.random.Generator, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        h, w = next(iter(images.values())).shape[:2]
+        if h < patch or w < patch:
+            raise DatasetError(f"image {w} x {h} is smaller than the {patch} x {patch} training patch")
+        y, x = int(rng.integers(0, h - patch + 1)), int(rng.integers(0, w - patch + 1))
+        return {role: image[y : y + patch, x : x + patch] for role, image in images.items()}
+
+    return transform
+
+
+def center_crop(patch: int | None) -> Transform:
+    """A centred patch x patch crop; with None, the largest centred crop whose sides are multiples
+    of 8 (what the network takes)."""
+
+    def transform(rng: np.random.Generator, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        h, w = next(iter(images.values())).shape[:2]
+        ch, cw = (patch, patch) if patch else (h - h % SIZE_MULTIPLE, w - w % SIZE_MULTIPLE)
+        if h < ch or w < cw or ch == 0 or cw == 0:
+            raise DatasetError(f"image {w} x {h} is too small for a {cw} x {ch} crop")
+        y, x = (h - ch) // 2, (w - cw) // 2
+        return {role: image[y : y + ch, x : x + cw] for role, image in images.items()}
+
+    return transform
+
+
+AUGMENTATIONS = {"release": release_augment, "crop": random_crop, "center": center_crop}
+
+
+# --- datasets ----------------------------------------------------------------------------------------
+
+
+class _SeededDataset(Dataset):
+    """Per-item generators seeded with (seed, epoch, index)."""
+
+    def __init__(self, seed: int, channel_order: str) -> None:
+        self.seed = seed
+        self.epoch = 0
+        self.channel_order = channel_order
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def _to_tensors(self, name: str, images: dict[str, np.ndarray]) -> dict:
+        item = {
+            role: torch.from_numpy(to_network(np.ascontiguousarray(images[role]), self.channel_order)[0])
+            for role in VIEWS
+        }
+        item["name"] = name
+        return item
+
+
+class PairDataset(_SeededDataset):
+    """Scenes from files (DPDD or triplets) with a transform; every scene needs a target."""
+
+    def __init__(
+        self, files: list[PairFiles], transform: Transform, seed: int = 0, channel_order: str = "BGR"
+    ):
+        super().__init__(seed, channel_order)
+        no_target = [f.name for f in files if f.target is None]
+        if no_target:
+            raise DatasetError(
+                f"no sharp image for {len(no_target)} scene(s): {', '.join(no_target[:_LISTED])}"
+            )
+        self.files = files
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> dict:
+        files = self.files[index]
+        return self._to_tensors(files.name, self.transform(self._rng(index), load_scene(files)))
+
+
+class SyntheticDPDataset(_SeededDataset):
+    """``count`` random scenes of ``size`` x ``size`` pixels, rendered when asked for.
+
+    With ``vary_per_epoch`` every epoch draws new scenes; otherwise item i is the same scene in
+    every epoch (a fixed set, e.g. for validation).
+    """
+
+    def __init__(
+        self,
+        count: int,
+        size: int,
+        recipe: SceneRecipe,
+        seed: int = 0,
+        vary_per_epoch: bool = True,
+        channel_order: str = "BGR",
+    ) -> None:
+        super().__init__(seed, channel_order)
+        if count < 1 or size < SIZE_MULTIPLE or size % SIZE_MULTIPLE:
+            raise DatasetError(
+                f"synthetic data needs count >= 1 and a size that is a multiple of 8, got {count}, {size}"
+            )
+        self.count, self.size, self.recipe = count, size, recipe
+        self.vary_per_epoch = vary_per_epoch
+
+    def __len__(self) -> int:
+        return self.count
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.vary_per_epoch:
+            self.epoch = epoch
+
+    def render(self, index: int) -> DPImage:
+        return render_random_scene(self._rng(index), self.size, self.size, self.recipe)
+
+    def __getitem__(self, index: int) -> dict:
+        image = self.render(index)
+        left, right = image.views()
+        images = {
+            "left": left,
+            "right": right,
+            "combined": np.clip(image.combined, 0, 1),
+            "target": image.sharp,
+        }
+        return self._to_tensors(f"synthetic-{self.seed}-{index}", images)

@@ -1,0 +1,228 @@
+"""The training configuration file (TOML), read into dataclasses with one-line errors.
+
+Sections (docs/training.md lists every key with the paper's values)::
+
+    [model]        variant, width, channel_order, init, zero_init_residual
+    [train]        epochs, batch_size (global), lr, lr_step_epochs, lr_gamma, loss,
+                   charbonnier_eps, mse_pretrain_epochs, precision, seed, device, threads, num_workers
+    [data]         the training data: kind = "dpdd" | "triplets" | "synthetic", and its keys
+    [data.recipe]  synthetic scenes (dpanet.training.scenes.SceneRecipe)
+    [validation]   every (epochs; 0 = never) and a data description like [data]
+    [output]       dir, log_every (steps), checkpoint_every (epochs), tensorboard
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dpanet.errors import DPANetError
+from dpanet.training.config import VARIANTS, DPANetConfig, variant_config
+from dpanet.training.data import AUGMENTATIONS, SPLITS
+from dpanet.training.initialisation import SCHEMES
+from dpanet.training.scenes import SceneRecipe
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+DATA_KINDS = ("dpdd", "triplets", "synthetic")
+LOSSES = ("charbonnier", "mse")
+PRECISIONS = ("bf16", "fp32")
+
+
+class ConfigError(DPANetError):
+    """A training configuration that cannot be used."""
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    variant: str = "dpanet"
+    width: int = 64
+    channel_order: str = "BGR"
+    init: str = "pytorch"
+    """pytorch (the layers' defaults), he (the paper's) or identity: dpanet.training.initialisation."""
+    zero_init_residual: bool = False
+    """Start every residual block as the identity (its second convolution zeroed)."""
+
+    def network_config(self) -> DPANetConfig:
+        return variant_config(self.variant, width=self.width)
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    """The paper's schedule by default."""
+
+    epochs: int = 150
+    batch_size: int = 4
+    """Global batch: split evenly over the processes of a distributed run."""
+    lr: float = 2e-5
+    lr_step_epochs: int = 60
+    lr_gamma: float = 0.5
+    loss: str = "charbonnier"
+    charbonnier_eps: float = 1e-3
+    mse_pretrain_epochs: int = 0
+    """The release's MSE pre-training: this many first epochs use MSE, the rest ``loss``."""
+    precision: str = "bf16"
+    """bf16: bfloat16 autocast (CPU and CUDA); fp32: none."""
+    seed: int = 0
+    device: str = "auto"
+    """auto (CUDA when available), cpu or cuda."""
+    threads: int = 0
+    """torch CPU threads per process (0: torch's default)."""
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class DataSection:
+    kind: str = "dpdd"
+    root: str = ""
+    """dpdd / triplets: the data folder."""
+    split: str = "train"
+    augment: str = "release"
+    """release (resize, shared offset, vertical flip), crop (random crop) or center (centred crop)."""
+    patch: int = 512
+    """Crop size; 0 with augment = center: the largest multiple-of-8 crop (full frames)."""
+    count: int = 0
+    """synthetic: scenes per epoch."""
+    size: int = 0
+    """synthetic: scene size in pixels (square)."""
+    seed: int = 0
+    vary_per_epoch: bool = True
+    """synthetic: new scenes every epoch (True) or one fixed set (False)."""
+    limit: int = 0
+    """Use only the first ``limit`` scenes (0: all)."""
+    recipe: SceneRecipe = field(default_factory=SceneRecipe)
+
+
+@dataclass(frozen=True)
+class ValidationSection:
+    every: int = 0
+    data: DataSection | None = None
+
+
+@dataclass(frozen=True)
+class OutputSection:
+    dir: str = "runs/dpanet"
+    log_every: int = 50
+    checkpoint_every: int = 1
+    tensorboard: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelSection
+    train: TrainSection
+    data: DataSection
+    validation: ValidationSection
+    output: OutputSection
+    source: str = ""
+    """The configuration file's text, stored with checkpoints."""
+
+
+def _section(cls, table: Any, where: str):
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{where}] must be a table")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ConfigError(f"[{where}]: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})")
+    values = {}
+    for name, value in table.items():
+        default = known[name].default
+        if name == "recipe":
+            try:
+                value = SceneRecipe.from_dict(value)
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"[{where}.recipe]: {exc}") from exc
+        elif isinstance(default, bool) or isinstance(value, bool):
+            if not isinstance(value, bool) or not isinstance(default, bool):
+                raise ConfigError(f"[{where}] {name}: expected {type(default).__name__}, got {value!r}")
+        elif isinstance(default, float) and isinstance(value, int):
+            value = float(value)
+        elif default is not dataclasses.MISSING and not isinstance(value, type(default)):
+            raise ConfigError(f"[{where}] {name}: expected {type(default).__name__}, got {value!r}")
+        values[name] = value
+    return cls(**values)
+
+
+def _check_data(data: DataSection, where: str) -> None:
+    if data.kind not in DATA_KINDS:
+        raise ConfigError(f"[{where}] kind: {data.kind!r} is not one of {', '.join(DATA_KINDS)}")
+    if data.kind == "synthetic":
+        if data.count < 1 or data.size < 8 or data.size % 8:
+            raise ConfigError(f"[{where}]: synthetic data needs count >= 1 and size a multiple of 8")
+        return
+    if not data.root:
+        raise ConfigError(f"[{where}]: kind {data.kind} needs root (the data folder)")
+    if data.kind == "dpdd" and data.split not in SPLITS:
+        raise ConfigError(f"[{where}] split: {data.split!r} is not one of {', '.join(SPLITS)}")
+    if data.augment not in AUGMENTATIONS:
+        raise ConfigError(f"[{where}] augment: {data.augment!r} is not one of {', '.join(AUGMENTATIONS)}")
+    if data.patch % 8 or data.patch < 0 or (data.patch == 0 and data.augment != "center"):
+        raise ConfigError(f"[{where}] patch: a positive multiple of 8 (0 only with augment = center)")
+
+
+def _check(config: TrainConfig) -> None:
+    m, t = config.model, config.train
+    if m.variant not in VARIANTS:
+        raise ConfigError(f"[model] variant: {m.variant!r} is not one of {', '.join(VARIANTS)}")
+    if m.channel_order not in ("BGR", "RGB"):
+        raise ConfigError(f"[model] channel_order: {m.channel_order!r} is not BGR or RGB")
+    if m.width < 1:
+        raise ConfigError("[model] width must be positive")
+    if m.init not in SCHEMES:
+        raise ConfigError(f"[model] init: {m.init!r} is not one of {', '.join(SCHEMES)}")
+    if t.loss not in LOSSES:
+        raise ConfigError(f"[train] loss: {t.loss!r} is not one of {', '.join(LOSSES)}")
+    if t.precision not in PRECISIONS:
+        raise ConfigError(f"[train] precision: {t.precision!r} is not one of {', '.join(PRECISIONS)}")
+    if t.device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"[train] device: {t.device!r} is not auto, cpu or cuda")
+    if t.epochs < 1 or t.batch_size < 1 or t.lr <= 0 or t.lr_step_epochs < 1:
+        raise ConfigError("[train] epochs, batch_size, lr and lr_step_epochs must be positive")
+    _check_data(config.data, "data")
+    if config.validation.every:
+        if config.validation.data is None:
+            raise ConfigError("[validation] every > 0 needs a data description (kind, root, ...)")
+        _check_data(config.validation.data, "validation")
+
+
+def parse_config(text: str, name: str = "config") -> TrainConfig:
+    """Parse a configuration's TOML text (``name`` labels errors). Paths stay as written."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{name}: not valid TOML ({exc})") from exc
+    unknown = sorted(set(doc) - {"model", "train", "data", "validation", "output"})
+    if unknown:
+        raise ConfigError(f"{name}: unknown section(s) {', '.join(unknown)}")
+    if "data" not in doc:
+        raise ConfigError(f"{name}: a [data] section is required")
+    validation = dict(doc.get("validation", {}))
+    every = validation.pop("every", 0)
+    if not isinstance(every, int) or every < 0:
+        raise ConfigError("[validation] every: a non-negative number of epochs")
+    config = TrainConfig(
+        model=_section(ModelSection, doc.get("model", {}), "model"),
+        train=_section(TrainSection, doc.get("train", {}), "train"),
+        data=_section(DataSection, doc["data"], "data"),
+        validation=ValidationSection(
+            every, _section(DataSection, validation, "validation") if validation else None
+        ),
+        output=_section(OutputSection, doc.get("output", {}), "output"),
+        source=text,
+    )
+    _check(config)
+    return config
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    return parse_config(path.read_text(encoding="utf-8"), str(path))
