@@ -1,6 +1,8 @@
 // The TensorRT adapters without TensorRT: the plugin library is linked here without libnvinfer,
-// creators and plugins are driven the way the builder and the ONNX parser drive them, an
-// IExprBuilder is faked with constant expressions, and log messages are captured.
+// creators and plugins are driven the way the builder and the ONNX parser drive them, and log
+// messages are captured. Nothing of TensorRT is imitated: getOutputShapes needs TensorRT's own
+// IExprBuilder, so its rule (conv_output_extent) is tested on integers in test_op_rules.cpp and
+// the adapter itself in tests/test_plugins_tensorrt.py, where TensorRT exists.
 #include <NvInferRuntime.h>
 
 #include <cstring>
@@ -39,62 +41,6 @@ public:
 
 private:
     ILogger* logger_;
-};
-
-// Constant expressions: enough to evaluate getOutputShapes for given input sizes.
-class ConstantImpl : public apiv::VDimensionExpr {
-public:
-    explicit ConstantImpl(int64_t v) : value(v) {}
-    bool isConstant() const override { return true; }
-    int64_t getConstantValue() const override { return value; }
-    bool isSizeTensor() const override { return false; }
-    int64_t value;
-};
-
-class Constant : public IDimensionExpr {
-public:
-    explicit Constant(int64_t v) : impl_(v) { mImpl = &impl_; }
-    ~Constant() noexcept override = default;
-
-private:
-    ConstantImpl impl_;
-};
-
-class EvaluatingBuilderImpl : public apiv::VExprBuilder {
-public:
-    IDimensionExpr const* constant(int64_t value) override {
-        pool.push_back(std::make_unique<Constant>(value));
-        return pool.back().get();
-    }
-    IDimensionExpr const* operation(DimensionOperation op, IDimensionExpr const& a, IDimensionExpr const& b) override {
-        const int64_t x = a.getConstantValue(), y = b.getConstantValue();
-        switch (op) {
-            case DimensionOperation::kSUM: return constant(x + y);
-            case DimensionOperation::kSUB: return constant(x - y);
-            case DimensionOperation::kPROD: return constant(x * y);
-            case DimensionOperation::kFLOOR_DIV: return constant(x >= 0 ? x / y : -((-x + y - 1) / y));
-            default: return nullptr;
-        }
-    }
-    IDimensionExpr const* declareSizeTensor(int32_t, IDimensionExpr const&, IDimensionExpr const&) override {
-        return nullptr;
-    }
-    std::vector<std::unique_ptr<Constant>> pool;
-};
-
-class EvaluatingBuilder : public IExprBuilder {
-public:
-    EvaluatingBuilder() { mImpl = &impl_; }
-    ~EvaluatingBuilder() noexcept override = default;
-    DimsExprs dims(std::vector<int64_t> const& values) {
-        DimsExprs d{};
-        d.nbDims = static_cast<int32_t>(values.size());
-        for (std::size_t i = 0; i < values.size(); ++i) d.d[i] = constant(values[i]);
-        return d;
-    }
-
-private:
-    EvaluatingBuilderImpl impl_;
 };
 
 IPluginCreatorV3One* creator(char const* name) {
@@ -215,33 +161,6 @@ void plugin_capabilities_and_formats() {
     CHECK(build->getWorkspaceSize(io.data(), 5, io.data() + 5, 1) == 8 * 6 * 3 * 3 * 2);
 }
 
-void output_shapes_follow_the_op_rules() {
-    EvaluatingBuilder builder;
-    Fields f;
-    f.geometry({2, 1, 2, 0, 1, 2});
-    auto dcn = make("DPANetModulatedDeformConv2d", f);
-    auto* build = static_cast<IPluginV3OneBuild*>(dcn->getCapabilityInterface(PluginCapabilityType::kBUILD));
-    DimsExprs in[4] = {builder.dims({2, 4, 5, 6}), builder.dims({2, 18, 4, 2}), builder.dims({2, 9, 4, 2}),
-                       builder.dims({3, 4, 3, 3})};
-    DimsExprs out{};
-    CHECK(build->getOutputShapes(in, 4, nullptr, 0, &out, 1, builder) == 0);
-    dpanet::Dims4 expected{};
-    dpanet::DeformConvShapes shapes{{2, 4, 5, 6}, {2, 18, 4, 2}, {2, 9, 4, 2}, {3, 4, 3, 3}, -1};
-    CHECK(dpanet::deform_conv_output_shape(shapes, {{2, 1}, {2, 0}, {1, 2}}, expected).empty());
-    CHECK(out.nbDims == 4);
-    for (int i = 0; i < 4; ++i) CHECK(out.d[i]->getConstantValue() == expected[i]);
-
-    Fields c;
-    c.add("max_displacement", {4});
-    auto corr = make("DPANetCorrelation", c);
-    build = static_cast<IPluginV3OneBuild*>(corr->getCapabilityInterface(PluginCapabilityType::kBUILD));
-    DimsExprs pair[2] = {builder.dims({1, 64, 140, 210}), builder.dims({1, 64, 140, 210})};
-    CHECK(build->getOutputShapes(pair, 2, nullptr, 0, &out, 1, builder) == 0);
-    CHECK(out.d[1]->getConstantValue() == 81 && out.d[3]->getConstantValue() == 210);
-    DimsExprs flat[2] = {builder.dims({64, 140}), builder.dims({64, 140})};
-    CHECK(build->getOutputShapes(flat, 2, nullptr, 0, &out, 1, builder) != 0);
-}
-
 void serialisation_recreates_the_plugin() {
     Fields f;
     f.geometry({2, 3, 4, 4, 1, 2});
@@ -275,7 +194,6 @@ int main() {
     creators_are_registered();
     invalid_fields_are_refused_with_a_logged_error(logger);
     plugin_capabilities_and_formats();
-    output_shapes_follow_the_op_rules();
     serialisation_recreates_the_plugin();
     return dpanet::test::summary("test_trt_plugins");
 }
