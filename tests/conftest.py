@@ -20,3 +20,10 @@ def official_keys() -> Path:
             f"needs the release's key list at {OFFICIAL_KEYS} (set DPANET_SHARED to the shared folder)"
         )
     return OFFICIAL_KEYS
+
+
+@pytest.fixture(scope="session")
+def dp_real() -> Path:
+    if not (DP_REAL / "canon_00_L.png").is_file():
+        pytest.skip(f"needs the real DP pairs at {DP_REAL} (set DPANET_SHARED to the shared folder)")
+    return DP_REAL
