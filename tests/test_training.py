@@ -77,6 +77,21 @@ def test_resume_restores_optimizer_and_schedule_and_continues_exactly(tmp_path):
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
 
 
+def test_init_from_starts_from_a_checkpoint_and_refuses_another_network(tmp_path):
+    source = Trainer(parse_config(tiny_config(tmp_path / "first", epochs=1)), CPU)
+    source.fit()
+    model_file = (tmp_path / "first" / MODEL_FILE).as_posix()
+    config = tiny_config(tmp_path / "second").replace("width = 4", f'width = 4\ninit_from = "{model_file}"')
+    tuned = Trainer(parse_config(config), CPU)
+    for key, value in source.model.state_dict().items():
+        torch.testing.assert_close(tuned.model.state_dict()[key], value, rtol=0, atol=0)
+    wider = config.replace("width = 4", "width = 8")
+    with pytest.raises(ConfigError, match="init_from"):
+        Trainer(parse_config(wider), CPU)
+    with pytest.raises(ConfigError, match="init_from"):
+        Trainer(parse_config(config.replace(model_file, (tmp_path / "none.pt").as_posix())), CPU)
+
+
 def test_mse_pretraining_then_charbonnier(tmp_path):
     trainer = Trainer(
         parse_config(

@@ -2,7 +2,7 @@
 
 Sections (docs/training.md lists every key with the paper's values)::
 
-    [model]        variant, width, channel_order, init, zero_init_residual
+    [model]        variant, width, channel_order, init, zero_init_residual, init_from
     [train]        epochs, batch_size (global), lr, lr_step_epochs, lr_gamma, loss,
                    charbonnier_eps, mse_pretrain_epochs, precision, seed, device, threads, num_workers
     [data]         the training data: kind = "dpdd" | "triplets" | "synthetic", and its keys
@@ -48,6 +48,9 @@ class ModelSection:
     """pytorch (the layers' defaults), he (the paper's) or identity: dpanet.training.initialisation."""
     zero_init_residual: bool = False
     """Start every residual block as the identity (its second convolution zeroed)."""
+    init_from: str = ""
+    """Fine-tune: start from this checkpoint of ours (same variant, width and channel order)
+    instead of ``init``; a path relative to the working folder."""
 
     def network_config(self) -> DPANetConfig:
         return variant_config(self.variant, width=self.width)

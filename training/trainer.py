@@ -30,9 +30,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
+from dpanet.errors import DPANetError
 from dpanet.files import write_text_atomic
 from dpanet.training import distributed
-from dpanet.training.checkpoint import atomic_torch_save, save_checkpoint
+from dpanet.training.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
 from dpanet.training.data import (
     AUGMENTATIONS,
     PairDataset,
@@ -47,6 +48,22 @@ from dpanet.training.model import DPANet
 from dpanet.training.train_config import ConfigError, DataSection, TrainConfig
 
 STATE_FORMAT = "dpanet-training-state"
+
+
+def load_weights(model: DPANet, path: str, channel_order: str) -> None:
+    """Copy the weights of our checkpoint at ``path`` into ``model`` ([model] init_from)."""
+    try:
+        loaded = load_checkpoint(path)
+    except (OSError, DPANetError) as exc:
+        raise ConfigError(f"[model] init_from: {exc}") from None
+    if loaded.model.config != model.config or loaded.channel_order != channel_order:
+        raise ConfigError(
+            f"[model] init_from: {path} holds {loaded.model.config} ({loaded.channel_order}), "
+            f"this configuration builds {model.config} ({channel_order})"
+        )
+    model.load_state_dict(loaded.model.state_dict())
+
+
 STATE_FILE = "training-state.pt"
 MODEL_FILE = "model.pt"
 HISTORY_FILE = "history.jsonl"
@@ -91,7 +108,10 @@ class Trainer:
         torch.manual_seed(t.seed)
         self.device = context.device
         self.model = DPANet(config.model.network_config())
-        initialise(self.model, config.model.init, config.model.zero_init_residual)
+        if config.model.init_from:
+            load_weights(self.model, config.model.init_from, config.model.channel_order)
+        else:
+            initialise(self.model, config.model.init, config.model.zero_init_residual)
         self.model.to(self.device)
         self.network = DistributedDataParallel(self.model) if context.distributed else self.model
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr)
