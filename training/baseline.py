@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from dpanet.training.metrics import psnr
+
 SIGMAS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
 # Fine steps near 0: on scenes with in-focus layers, any stronger sharpening loses PSNR.
 AMOUNTS = (0.0, 0.05, 0.1, 0.15, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
@@ -42,11 +44,6 @@ class UnsharpMask:
         return cls(sigma, amount)
 
 
-def _psnr(output: np.ndarray, target: np.ndarray) -> float:
-    mse = float(np.mean((output.astype(np.float64) - target) ** 2))
-    return 10 * np.log10(1 / max(mse, 1e-12))
-
-
 def tune_unsharp(
     pairs: Iterable[tuple[np.ndarray, np.ndarray]],
     sigmas: Iterable[float] = SIGMAS,
@@ -57,7 +54,7 @@ def tune_unsharp(
     totals = np.zeros(len(candidates))
     count = 0
     for combined, sharp in pairs:
-        totals += [_psnr(c(combined), sharp) for c in candidates]
+        totals += [psnr(c(combined), sharp) for c in candidates]
         count += 1
     if count == 0:
         raise ValueError("tune_unsharp needs at least one pair")

@@ -23,16 +23,24 @@ class Scores:
     mae: float
 
 
+def psnr(output: np.ndarray, target: np.ndarray) -> float:
+    """PSNR in dB with a data range of 1 (scikit-image's); inf for identical images."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    with np.errstate(divide="ignore"):
+        return float(peak_signal_noise_ratio(target, output, data_range=1.0))
+
+
 def scores(output: np.ndarray, target: np.ndarray) -> Scores:
     """PSNR (dB) and SSIM with a data range of 1, and the mean absolute error."""
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+    from skimage.metrics import structural_similarity
 
     output = np.asarray(output, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
     if output.shape != target.shape:
         raise ValueError(f"output {output.shape} and target {target.shape} differ in shape")
     return Scores(
-        psnr=float(peak_signal_noise_ratio(target, output, data_range=1.0)),
+        psnr=psnr(output, target),
         ssim=float(structural_similarity(target, output, data_range=1.0, channel_axis=2)),
         mae=float(np.mean(np.abs(output - target))),
     )
