@@ -114,25 +114,20 @@ def test_empty_file(tmp_path, checkpoint, capsys):
     _assert_failed_cleanly(code, capsys, tmp_path, out, "l.png: file is empty")
 
 
-def test_size_mismatch(tmp_path, checkpoint, capsys):
+@pytest.mark.parametrize(
+    ("right_shape", "right_dtype", "message"),
+    [
+        ((8, 8, 3), np.uint8, "r.png: size 8 x 8 differs from"),
+        ((8, 16), np.uint8, "r.png: 1 channel(s) but"),
+        ((8, 16, 3), np.uint16, "r.png: 16-bit but"),
+    ],
+    ids=["size", "channels", "depth"],
+)
+def test_pair_mismatch(tmp_path, checkpoint, capsys, right_shape, right_dtype, message):
     left = _write(tmp_path / "l.png", (8, 16, 3), np.uint8)
-    right = _write(tmp_path / "r.png", (8, 8, 3), np.uint8)
+    right = _write(tmp_path / "r.png", right_shape, right_dtype)
     code, out = _deblur(tmp_path, left, right, "o.png", checkpoint)
-    _assert_failed_cleanly(code, capsys, tmp_path, out, "r.png: size 8 x 8 differs from")
-
-
-def test_channel_mismatch(tmp_path, checkpoint, capsys):
-    left = _write(tmp_path / "l.png", (8, 8, 3), np.uint8)
-    right = _write(tmp_path / "r.png", (8, 8), np.uint8)
-    code, out = _deblur(tmp_path, left, right, "o.png", checkpoint)
-    _assert_failed_cleanly(code, capsys, tmp_path, out, "r.png: 1 channel(s) but")
-
-
-def test_depth_mismatch(tmp_path, checkpoint, capsys):
-    left = _write(tmp_path / "l.png", (8, 8, 3), np.uint8)
-    right = _write(tmp_path / "r.png", (8, 8, 3), np.uint16)
-    code, out = _deblur(tmp_path, left, right, "o.png", checkpoint)
-    _assert_failed_cleanly(code, capsys, tmp_path, out, "r.png: 16-bit but")
+    _assert_failed_cleanly(code, capsys, tmp_path, out, message)
 
 
 def test_sixteen_bit_into_jpeg_is_refused_before_work(tmp_path, checkpoint, capsys):
