@@ -15,7 +15,7 @@ from dpanet.cli import main
 from dpanet.training.checkpoint import load_checkpoint
 from dpanet.training.distributed import Context
 from dpanet.training.model import DPANet, DPANetConfig
-from dpanet.training.train_config import ConfigError, parse_config
+from dpanet.training.train_config import LOSSES, ConfigError, parse_config
 from dpanet.training.trainer import MODEL_FILE, STATE_FILE, Trainer, build_dataset
 
 CPU = Context(rank=0, world_size=1, device=torch.device("cpu"))
@@ -45,8 +45,10 @@ tensorboard = false
 {extra}"""
 
 
-def test_one_step_lowers_the_loss_on_a_fixed_batch(tmp_path):
-    config = parse_config(tiny_config(tmp_path))
+@pytest.mark.parametrize("loss", LOSSES)
+def test_one_step_lowers_the_loss_on_a_fixed_batch(tmp_path, loss):
+    config = parse_config(tiny_config(tmp_path).replace("precision", f'loss = "{loss}"\nprecision'))
+    assert config.train.loss == loss
     trainer = Trainer(config, CPU)
     dataset = build_dataset(config.data, "BGR")
     batch = torch.utils.data.default_collate([dataset[i] for i in range(2)])

@@ -31,7 +31,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 DATA_KINDS = ("dpdd", "triplets", "synthetic")
-LOSSES = ("charbonnier", "mse")
+LOSSES = ("charbonnier", "mse", "psnr")
 PRECISIONS = ("bf16", "fp32")
 
 

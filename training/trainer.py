@@ -42,7 +42,7 @@ from dpanet.training.data import (
     list_triplets,
 )
 from dpanet.training.initialisation import initialise
-from dpanet.training.losses import charbonnier, mse
+from dpanet.training.losses import charbonnier, mse, psnr_loss
 from dpanet.training.metrics import scores
 from dpanet.training.model import DPANet
 from dpanet.training.train_config import ConfigError, DataSection, TrainConfig
@@ -123,11 +123,16 @@ class Trainer:
 
     # --- one step -----------------------------------------------------------------------------------
 
-    def loss_function(self, epoch: int):
+    def loss_kind(self, epoch: int) -> str:
         t = self.config.train
-        if epoch < t.mse_pretrain_epochs or t.loss == "mse":
-            return mse
-        return lambda output, target: charbonnier(output, target, t.charbonnier_eps)
+        return "mse" if epoch < t.mse_pretrain_epochs else t.loss
+
+    def loss_function(self, epoch: int):
+        kind = self.loss_kind(epoch)
+        if kind == "charbonnier":
+            eps = self.config.train.charbonnier_eps
+            return lambda output, target: charbonnier(output, target, eps)
+        return {"mse": mse, "psnr": psnr_loss}[kind]
 
     def _autocast(self):
         if self.config.train.precision == "bf16":
@@ -302,7 +307,7 @@ class Trainer:
             "epoch": epoch + 1,
             "step": self.step,
             "loss": distributed.mean_across_processes(total / max(count, 1), self.context),
-            "loss_kind": "mse" if loss_fn is mse else "charbonnier",
+            "loss_kind": self.loss_kind(epoch),
             "lr": lr,
             "seconds": time.perf_counter() - start,
         }
