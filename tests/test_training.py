@@ -110,6 +110,7 @@ def test_mse_pretraining_then_charbonnier(tmp_path):
         (("[output]", "[outputs]"), "unknown section"),
         (("width = 4", "width = 4\ndepth = 3"), r"\[model\]: unknown key\(s\) depth"),
         (('kind = "synthetic"', 'kind = "imagenet"'), "kind: 'imagenet' is not one of"),
+        (("lr = 1e-3", "lr = 1e-3\nema_decay = 1.0"), r"ema_decay: 1.0 is not in \[0, 1\)"),
         (("lr = 1e-3", 'lr = "fast"'), r"\[train\] lr: expected float"),
         (('precision = "fp32"', 'precision = "fp8"'), "precision"),
         (("width = 4", 'width = 4\ninit = "xavier"'), r"\[model\] init: 'xavier'"),
@@ -224,3 +225,33 @@ def test_identity_initialisation_starts_at_the_mean_of_the_views():
     torch.testing.assert_close(output[inner], ((left + right) / 2)[inner], atol=0.04, rtol=0)
     with pytest.raises(ValueError, match="pyramid extractor"):
         initialise(DPANet(DPANetConfig(width=8, pyramid_extractor=False)), "identity")
+
+
+def ema_config(out: Path, epochs: int):
+    return parse_config(tiny_config(out, epochs).replace("precision", "ema_decay = 0.9\nprecision"))
+
+
+def test_ema_weights_are_the_moving_average_and_survive_resume(tmp_path):
+    trainer = Trainer(ema_config(tmp_path / "a", 1), CPU)
+    dataset = build_dataset(trainer.config.data, "BGR")
+    batch = torch.utils.data.default_collate([dataset[i] for i in range(2)])
+    weights = []
+    for _ in range(3):
+        trainer.train_step(batch, trainer.loss_function(0))
+        weights.append({k: v.clone() for k, v in trainer.model.named_parameters()})
+    for name, value in trainer.result.named_parameters():
+        # the first update copies, the next ones mix: e = 0.9 e + 0.1 w
+        expected = 0.9 * (0.9 * weights[0][name] + 0.1 * weights[1][name]) + 0.1 * weights[2][name]
+        torch.testing.assert_close(value, expected)
+
+    straight = Trainer(ema_config(tmp_path / "b", 2), CPU)
+    straight.fit()
+    Trainer(ema_config(tmp_path / "c", 1), CPU).fit()
+    resumed = Trainer(ema_config(tmp_path / "c", 2), CPU)
+    resumed.resume()
+    resumed.fit()
+    saved = load_checkpoint(tmp_path / "c" / MODEL_FILE).model.state_dict()
+    for key, value in straight.result.state_dict().items():
+        torch.testing.assert_close(saved[key], value, rtol=0, atol=0)
+    trained = resumed.model.state_dict()
+    assert any(not torch.equal(saved[key], trained[key]) for key in saved)

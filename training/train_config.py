@@ -4,7 +4,8 @@ Sections (docs/training.md lists every key with the paper's values)::
 
     [model]        variant, width, channel_order, init, zero_init_residual, init_from
     [train]        epochs, batch_size (global), lr, lr_step_epochs, lr_gamma, loss,
-                   charbonnier_eps, mse_pretrain_epochs, precision, seed, device, threads, num_workers
+                   charbonnier_eps, mse_pretrain_epochs, ema_decay, precision, seed, device, threads,
+                   num_workers
     [data]         the training data: kind = "dpdd" | "triplets" | "synthetic", and its keys
     [data.recipe]  synthetic scenes (dpanet.training.scenes.SceneRecipe)
     [validation]   every (epochs; 0 = never) and a data description like [data]
@@ -70,6 +71,10 @@ class TrainSection:
     charbonnier_eps: float = 1e-3
     mse_pretrain_epochs: int = 0
     """The release's MSE pre-training: this many first epochs use MSE, the rest ``loss``."""
+    ema_decay: float = 0.0
+    """0: off. Otherwise the weights that are validated and written to model.pt are an exponential
+    moving average of the trained ones, updated after every step with this decay (0.999: about
+    the last 1,000 steps), which smooths the noise of small batches."""
     precision: str = "bf16"
     """bf16: bfloat16 autocast (CPU and CUDA); fp32: none."""
     seed: int = 0
@@ -188,6 +193,8 @@ def _check(config: TrainConfig) -> None:
         raise ConfigError(f"[train] device: {t.device!r} is not auto, cpu or cuda")
     if t.epochs < 1 or t.batch_size < 1 or t.lr <= 0 or t.lr_step_epochs < 1:
         raise ConfigError("[train] epochs, batch_size, lr and lr_step_epochs must be positive")
+    if not 0 <= t.ema_decay < 1:
+        raise ConfigError(f"[train] ema_decay: {t.ema_decay} is not in [0, 1)")
     _check_data(config.data, "data")
     if config.validation.every:
         if config.validation.data is None:

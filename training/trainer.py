@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
@@ -114,6 +115,11 @@ class Trainer:
             initialise(self.model, config.model.init, config.model.zero_init_residual)
         self.model.to(self.device)
         self.network = DistributedDataParallel(self.model) if context.distributed else self.model
+        self.ema = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(t.ema_decay), use_buffers=True)
+            if t.ema_decay
+            else None
+        )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=t.lr)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, t.lr_step_epochs, t.lr_gamma)
         self.epoch = 0  # the next epoch to run
@@ -148,6 +154,8 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
         self.step += 1
         return float(loss.detach())
 
@@ -159,14 +167,19 @@ class Trainer:
             output = self.model(left, right)
         return float(loss_fn(output.float(), target))
 
+    @property
+    def result(self) -> DPANet:
+        """The network that is validated and written to model.pt: the moving average if any."""
+        return self.ema.module if self.ema is not None else self.model
+
     @torch.no_grad()
     def validate(self, dataset) -> dict[str, float]:
         """Mean PSNR / SSIM of the network (float32) and of the combined input on a dataset."""
-        self.model.eval()
+        network = self.result.eval()
         rows = []
         for i in range(len(dataset)):
             item = dataset[i]
-            output = self.model(item["left"][None].to(self.device), item["right"][None].to(self.device))
+            output = network(item["left"][None].to(self.device), item["right"][None].to(self.device))
             target = _tensor_image(item["target"])
             net = scores(np.clip(_tensor_image(output[0]), 0, 1), target)
             blurry = scores(_tensor_image(item["combined"]), target)
@@ -183,6 +196,7 @@ class Trainer:
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "epoch": self.epoch,
             "step": self.step,
             "history": self.history,
@@ -195,6 +209,8 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.history = list(state["history"])
 
@@ -218,7 +234,7 @@ class Trainer:
             "history": self.history,
             "torch": str(torch.__version__),
         }
-        save_checkpoint(self.out / MODEL_FILE, self.model, self.config.model.channel_order, metadata)
+        save_checkpoint(self.out / MODEL_FILE, self.result, self.config.model.channel_order, metadata)
 
     # --- the loop -----------------------------------------------------------------------------------
 
