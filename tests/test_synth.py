@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dpanet.training.scenes import SceneRecipe, random_scene, render_random_scene
+from dpanet.training.scenes import BLURRY_SHARE, SceneRecipe, random_scene, render_random_scene
 from dpanet.training.sources import HELDOUT_PHOTOS, PROCEDURAL, TRAIN_PHOTOS, bundled_photo, random_texture
 from dpanet.training.synth import (
     Layer,
@@ -124,6 +124,18 @@ def test_random_scenes_stay_within_the_recipe():
     for field in (a.left, a.right, a.combined, a.sharp):
         assert field.shape == (32, 32, 3) and field.dtype == np.float32
     assert np.abs(a.disparity).max() <= disparity_for_radius(5.0) + 1e-4
+
+
+def test_blurry_only_scenes_always_show_blur():
+    # in-focus layers as often as possible and little blur to draw from: degenerate scenes are common
+    def blurry_share(recipe, seed):
+        image = render_random_scene(np.random.default_rng(seed), 24, 24, recipe)
+        return np.mean(np.abs(image.disparity) >= disparity_for_radius(1.0) - 1e-6)
+
+    strict = SceneRecipe(max_radius=1.5, in_focus_layer=1.0, max_objects=1, blur_free_scenes=False)
+    lax = SceneRecipe(max_radius=1.5, in_focus_layer=1.0, max_objects=1)
+    assert min(blurry_share(strict, seed) for seed in range(40)) >= BLURRY_SHARE
+    assert min(blurry_share(lax, seed) for seed in range(40)) < BLURRY_SHARE
 
 
 def test_sources_are_offline_and_in_range():

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from dpanet.training.sources import PHOTO_SETS, random_texture
-from dpanet.training.synth import DPImage, Layer, SensorEffects, ThinLens, render_dp
+from dpanet.training.synth import DPImage, Layer, SensorEffects, ThinLens, frontmost_radius, render_dp
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,8 @@ class SceneRecipe:
     """Probability that one layer is placed exactly on the focal plane."""
     blur_free_scenes: bool = True
     """Whether a scene may have no defocus (a lone background on the focal plane). Test sets of
-    blurry images, like DPDD's, set False: a lone background then has at least 1 px of blur."""
+    blurry images, like DPDD's, set False: a lone background then has at least 1 px of blur, and
+    :func:`render_random_scene` draws again any scene with too little blur."""
     noise: float = 0.5
     """Probability of sensor noise."""
     max_shot_noise: float = 2e-3
@@ -157,6 +158,17 @@ def random_scene(rng: np.random.Generator, height: int, width: int, recipe: Scen
     return Scene(layers, lens, effects)
 
 
+BLURRY_SHARE = 0.01
+"""Without blur-free scenes, at least this share of a scene's pixels show 1 px of blur or more."""
+
+
 def render_random_scene(rng: np.random.Generator, height: int, width: int, recipe: SceneRecipe) -> DPImage:
-    scene = random_scene(rng, height, width, recipe)
-    return render_dp(scene.layers, scene.lens, scene.effects, rng)
+    """A random scene, rendered. Without ``blur_free_scenes`` a scene is drawn again (from the same
+    generator) until at least ``BLURRY_SHARE`` of its visible pixels have a CoC radius of 1 px or
+    more: an in-focus background whose objects are nearly in focus too, or fall mostly outside the
+    frame, is not a blurry image (a "blurry-only" test scene with seed 3000 was one)."""
+    while True:
+        scene = random_scene(rng, height, width, recipe)
+        visible = frontmost_radius(scene.layers, scene.lens)
+        if recipe.blur_free_scenes or np.mean(np.abs(visible) >= 1) >= BLURRY_SHARE:
+            return render_dp(scene.layers, scene.lens, scene.effects, rng)

@@ -33,7 +33,8 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--blurry-only",
         action="store_true",
-        help="no scene without defocus (a single in-focus plane): a test set of blurry images, like DPDD's",
+        help="every scene shows defocus (1 px of blur or more on at least 1%% of its pixels): "
+        "a test set of blurry images, like DPDD's",
     )
     p.set_defaults(run=run)
 
