@@ -15,7 +15,7 @@ from dpanet.cli import main
 from dpanet.training.checkpoint import load_checkpoint
 from dpanet.training.distributed import Context
 from dpanet.training.model import DPANet, DPANetConfig
-from dpanet.training.train_config import LOSSES, ConfigError, parse_config
+from dpanet.training.train_config import LOSSES, ConfigError, load_config, parse_config
 from dpanet.training.trainer import MODEL_FILE, STATE_FILE, Trainer, build_dataset
 
 CPU = Context(rank=0, world_size=1, device=torch.device("cpu"))
@@ -255,3 +255,21 @@ def test_ema_weights_are_the_moving_average_and_survive_resume(tmp_path):
         torch.testing.assert_close(saved[key], value, rtol=0, atol=0)
     trained = resumed.model.state_dict()
     assert any(not torch.equal(saved[key], trained[key]) for key in saved)
+
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+DEMO_STAGES = ("demo", "demo-finetune", "demo-refine", "demo-polish")
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.name)
+def test_committed_configs_parse(path):
+    assert load_config(path).train.epochs >= 1
+
+
+def test_demo_stages_chain_each_from_the_previous_output():
+    stages = [load_config(CONFIGS / f"{name}.toml") for name in DEMO_STAGES]
+    assert not stages[0].model.init_from and stages[0].model.init == "identity"
+    for before, after in zip(stages, stages[1:], strict=False):
+        assert after.model.init_from == f"{before.output.dir}/{MODEL_FILE}"
+        assert after.data.seed not in {s.data.seed for s in stages[: stages.index(after)]}
+        assert after.model.network_config() == before.model.network_config()
