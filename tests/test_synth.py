@@ -136,6 +136,8 @@ def test_blurry_only_scenes_always_show_blur():
     lax = SceneRecipe(max_radius=1.5, in_focus_layer=1.0, max_objects=1)
     assert min(blurry_share(strict, seed) for seed in range(40)) >= BLURRY_SHARE
     assert min(blurry_share(lax, seed) for seed in range(40)) < BLURRY_SHARE
+    with pytest.raises(ValueError, match="max_radius >= 1"):
+        SceneRecipe(max_radius=0.5, blur_free_scenes=False)
 
 
 def test_sources_are_offline_and_in_range():

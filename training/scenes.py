@@ -51,6 +51,8 @@ class SceneRecipe:
     def __post_init__(self) -> None:
         if self.max_radius <= 0 or self.max_objects < 0:
             raise ValueError("max_radius must be positive and max_objects non-negative")
+        if not self.blur_free_scenes and self.max_radius < 1:
+            raise ValueError("blur_free_scenes = false needs max_radius >= 1 (1 px of blur somewhere)")
         if self.photos not in PHOTO_SETS:
             raise ValueError(f"photos must be one of {', '.join(PHOTO_SETS)}, got {self.photos!r}")
 
@@ -160,6 +162,7 @@ def random_scene(rng: np.random.Generator, height: int, width: int, recipe: Scen
 
 BLURRY_SHARE = 0.01
 """Without blur-free scenes, at least this share of a scene's pixels show 1 px of blur or more."""
+MAX_DRAWS = 1000
 
 
 def render_random_scene(rng: np.random.Generator, height: int, width: int, recipe: SceneRecipe) -> DPImage:
@@ -167,8 +170,9 @@ def render_random_scene(rng: np.random.Generator, height: int, width: int, recip
     generator) until at least ``BLURRY_SHARE`` of its visible pixels have a CoC radius of 1 px or
     more: an in-focus background whose objects are nearly in focus too, or fall mostly outside the
     frame, is not a blurry image (a "blurry-only" test scene with seed 3000 was one)."""
-    while True:
+    for _ in range(MAX_DRAWS):
         scene = random_scene(rng, height, width, recipe)
         visible = frontmost_radius(scene.layers, scene.lens)
         if recipe.blur_free_scenes or np.mean(np.abs(visible) >= 1) >= BLURRY_SHARE:
             return render_dp(scene.layers, scene.lens, scene.effects, rng)
+    raise ValueError(f"no scene with blur in {MAX_DRAWS} draws: the recipe allows too little defocus")
