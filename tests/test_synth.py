@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from dpanet.cli import main
+from dpanet.runtime.images import read_image
+from dpanet.training.data import list_dpdd
 from dpanet.training.scenes import BLURRY_SHARE, SceneRecipe, random_scene, render_random_scene
 from dpanet.training.sources import HELDOUT_PHOTOS, PROCEDURAL, TRAIN_PHOTOS, bundled_photo, random_texture
 from dpanet.training.synth import (
@@ -165,3 +168,18 @@ def test_bad_lenses_and_layers_are_refused():
         render_dp(
             [plane(np.zeros((4, 4, 3), np.float32), 2.0), plane(np.zeros((4, 5, 3), np.float32), 2.0)], LENS
         )
+
+
+def test_synth_command_writes_a_dpdd_layout_of_blurry_scenes(tmp_path, capsys):
+    out = tmp_path / "synth"
+    args = ["synth", "--out", str(out), "--split", "test", "--count", "3", "--size", "32"]
+    assert main([*args, "--seed", "5", "--max-radius", "2", "--blurry-only"]) == 0
+    files = list_dpdd(out, "test")
+    assert [f.name for f in files] == [f"synth_5_{i:05d}" for i in range(3)]
+    for scene in files:
+        combined, sharp = read_image(scene.combined), read_image(scene.target)
+        assert combined.bit_depth == 16 and combined.size == (32, 32)
+        assert not np.array_equal(combined.pixels, sharp.pixels)
+    assert main([*args, "--max-radius", "0.5", "--blurry-only"]) == 1
+    assert main([*args, "--count", "0"]) == 1
+    assert capsys.readouterr().err.count("error:") == 2

@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         raise DPANetError(f"--size must be a positive multiple of 8, got {args.size}")
     if args.max_radius <= 0:
         raise DPANetError("--max-radius must be positive")
+    if args.blurry_only and args.max_radius < 1:
+        raise DPANetError("--blurry-only needs --max-radius 1 or more")
     recipe = SceneRecipe(
         max_radius=args.max_radius, photos=args.photos, blur_free_scenes=not args.blurry_only
     )
