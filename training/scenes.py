@@ -165,6 +165,10 @@ BLURRY_SHARE = 0.01
 MAX_DRAWS = 1000
 
 
+def _blurry_share(scene: Scene) -> float:
+    return float(np.mean(np.abs(frontmost_radius(scene.layers, scene.lens)) >= 1))
+
+
 def render_random_scene(rng: np.random.Generator, height: int, width: int, recipe: SceneRecipe) -> DPImage:
     """A random scene, rendered. Without ``blur_free_scenes`` a scene is drawn again (from the same
     generator) until at least ``BLURRY_SHARE`` of its visible pixels have a CoC radius of 1 px or
@@ -172,7 +176,6 @@ def render_random_scene(rng: np.random.Generator, height: int, width: int, recip
     frame, is not a blurry image (a "blurry-only" test scene with seed 3000 was one)."""
     for _ in range(MAX_DRAWS):
         scene = random_scene(rng, height, width, recipe)
-        visible = frontmost_radius(scene.layers, scene.lens)
-        if recipe.blur_free_scenes or np.mean(np.abs(visible) >= 1) >= BLURRY_SHARE:
+        if recipe.blur_free_scenes or _blurry_share(scene) >= BLURRY_SHARE:
             return render_dp(scene.layers, scene.lens, scene.effects, rng)
     raise ValueError(f"no scene with blur in {MAX_DRAWS} draws: the recipe allows too little defocus")

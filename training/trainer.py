@@ -49,6 +49,9 @@ from dpanet.training.model import DPANet
 from dpanet.training.train_config import ConfigError, DataSection, TrainConfig
 
 STATE_FORMAT = "dpanet-training-state"
+STATE_FILE = "training-state.pt"
+MODEL_FILE = "model.pt"
+HISTORY_FILE = "history.jsonl"
 
 
 def load_weights(model: DPANet, path: str, channel_order: str) -> None:
@@ -63,11 +66,6 @@ def load_weights(model: DPANet, path: str, channel_order: str) -> None:
             f"this configuration builds {model.config} ({channel_order})"
         )
     model.load_state_dict(loaded.model.state_dict())
-
-
-STATE_FILE = "training-state.pt"
-MODEL_FILE = "model.pt"
-HISTORY_FILE = "history.jsonl"
 
 
 def build_dataset(data: DataSection, channel_order: str):
