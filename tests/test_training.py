@@ -269,7 +269,8 @@ def test_committed_configs_parse(path):
 def test_demo_stages_chain_each_from_the_previous_output():
     stages = [load_config(CONFIGS / f"{name}.toml") for name in DEMO_STAGES]
     assert not stages[0].model.init_from and stages[0].model.init == "identity"
-    for before, after in zip(stages, stages[1:], strict=False):
+    for i in range(1, len(stages)):
+        before, after = stages[i - 1], stages[i]
         assert after.model.init_from == f"{before.output.dir}/{MODEL_FILE}"
-        assert after.data.seed not in {s.data.seed for s in stages[: stages.index(after)]}
+        assert after.data.seed not in {s.data.seed for s in stages[:i]}
         assert after.model.network_config() == before.model.network_config()
