@@ -258,7 +258,7 @@ def test_ema_weights_are_the_moving_average_and_survive_resume(tmp_path):
 
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-DEMO_STAGES = ("demo", "demo-finetune", "demo-refine", "demo-polish")
+DEMO_STAGES = ("demo", "demo-refine")
 
 
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.name)
