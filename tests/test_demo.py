@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import torch
 
@@ -16,11 +14,8 @@ from dpanet.training.data import SyntheticDPDataset
 from dpanet.training.inference import TorchBackend
 from dpanet.training.metrics import scores
 from dpanet.training.scenes import SceneRecipe
-from dpanet.training.train_config import load_config, parse_config
 
 from fake_data import random_image
-
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def test_demo_model_is_bundled_small_and_documented():
@@ -28,15 +23,10 @@ def test_demo_model_is_bundled_small_and_documented():
     loaded = load_checkpoint(DEMO_CHECKPOINT)
     assert loaded.config.width == 10 and loaded.channel_order == "BGR"
     # the last of two stages (configs/demo.toml lists them). It ran under runs/w10b/ with the
-    # committed configuration's keys (docs/training.md): the metadata keeps what actually ran.
+    # committed configuration's keys (docs/training.md; test_training checks the keys): the
+    # metadata keeps what actually ran.
     assert loaded.metadata["trained_with"] == "dpanet train --config runs/w10b/stage2.toml"
     assert loaded.metadata["epochs"] == 60
-    ran = parse_config(loaded.metadata["config"], "the bundled model's configuration")
-    committed = load_config(CONFIGS / "demo-refine.toml")
-    for section in ("train", "data", "validation"):
-        assert getattr(ran, section) == getattr(committed, section), section
-    assert ran.model.network_config() == committed.model.network_config()
-    assert Path(ran.model.init_from).parent.name == "stage1"
 
 
 def test_demo_on_a_synthetic_pair(tmp_path, capsys):
@@ -61,7 +51,7 @@ def test_demo_on_your_pair(tmp_path, capsys):
 
 def test_demo_model_beats_the_combined_input_and_unsharp_masking_on_held_out_scenes():
     """Regression guard for the bundled binary on 12 held-out scenes (seen: +2.68 dB over the input,
-    +2.55 dB over the unsharp mask). The full checks, 2 x 48 scenes, are in docs/training.md."""
+    +2.55 dB over the unsharp mask). The full checks, 3 x 48 scenes, are in docs/training.md."""
     torch.set_num_threads(2)
     loaded = load_checkpoint(DEMO_CHECKPOINT)
     backend = TorchBackend(loaded.model, torch.device("cpu"), progress=False)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from dpanet.cli import main
-from dpanet.training.checkpoint import load_checkpoint
+from dpanet.training.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from dpanet.training.distributed import Context
 from dpanet.training.model import DPANet, DPANetConfig
 from dpanet.training.train_config import LOSSES, ConfigError, load_config, parse_config
@@ -274,3 +274,15 @@ def test_demo_stages_chain_each_from_the_previous_output():
         assert after.model.init_from == f"{before.output.dir}/{MODEL_FILE}"
         assert after.data.seed not in {s.data.seed for s in stages[:i]}
         assert after.model.network_config() == before.model.network_config()
+
+
+def test_bundled_demo_model_was_trained_with_the_last_stage_keys():
+    """The bundled file ran under runs/w10b/ (docs/training.md): only its folders may differ."""
+    ran = parse_config(
+        load_checkpoint(DEMO_CHECKPOINT).metadata["config"], "the bundled model's configuration"
+    )
+    committed = load_config(CONFIGS / f"{DEMO_STAGES[-1]}.toml")
+    for section in ("train", "data", "validation"):
+        assert getattr(ran, section) == getattr(committed, section), section
+    assert ran.model.network_config() == committed.model.network_config()
+    assert Path(ran.model.init_from).parent.name == "stage1"
