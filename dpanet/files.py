@@ -1,4 +1,11 @@
-"""Atomic file writes (torch-free): nothing half-written is ever left at the target path."""
+"""Atomic file writes (torch-free): nothing half-written is ever left at the target path.
+
+The output policy every command follows (docs/cli.md):
+
+- An existing output file is replaced, as image tools do, keeping its permission bits; an output
+  path that is a symbolic link keeps the link and replaces the file it points to.
+- An output that is one of the command's inputs (after resolving links) is refused before any work.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +30,14 @@ def check_writable_folder(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_not_input(output: str | os.PathLike, *inputs: str | os.PathLike | None) -> None:
+    """Raise :class:`DPANetError` if ``output`` names the same file as one of ``inputs``."""
+    target = Path(os.path.realpath(output))
+    for source in inputs:
+        if source is not None and Path(os.path.realpath(source)) == target:
+            raise DPANetError(f"{output}: is an input of this command; refusing to write over it")
+
+
 def _default_mode() -> int:
     umask = os.umask(0)
     os.umask(umask)
@@ -31,15 +46,18 @@ def _default_mode() -> int:
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], object]) -> Path:
     """Call ``write(temporary_path)`` on a file beside ``path`` (same suffix, so format-sniffing
-    writers work), give it the usual permissions, then rename it over ``path``. On any failure the
-    temporary file is removed and the error propagates."""
+    writers work), give it the permissions of the file it replaces (else the usual ones), then
+    rename it over ``path``, or over the file ``path`` links to. On any failure the temporary file
+    is removed and the error propagates. Returns ``path``."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    mode = (target.stat().st_mode & 0o7777) if target.is_file() else _default_mode()
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
     os.close(fd)
     try:
         write(tmp)
-        os.chmod(tmp, _default_mode())  # mkstemp creates 0600
-        os.replace(tmp, path)
+        os.chmod(tmp, mode)  # mkstemp creates 0600
+        os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -60,7 +60,7 @@ def run_model(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     import tempfile
 
-    from dpanet.cli.model_info import parse_size
+    from dpanet.cli.options import parse_size
     from dpanet.export.benchmark import run_export_benchmark
     from dpanet.training.checkpoint import save_checkpoint
     from dpanet.training.model import DPANet

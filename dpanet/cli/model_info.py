@@ -4,21 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dpanet.errors import DPANetError
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'HxW' (or a single number for a square) -> (H, W)."""
-    parts = text.lower().split("x")
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 256x256, got {text!r}") from None
-    if len(values) == 1:
-        values *= 2
-    if len(values) != 2 or min(values) <= 0:
-        raise argparse.ArgumentTypeError(f"size must look like 256x256, got {text!r}")
-    return values[0], values[1]
+from dpanet.cli.options import check_multiple, parse_size
 
 
 def add_parser(subparsers) -> None:
@@ -44,9 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from dpanet.training.complexity import format_report, measure
     from dpanet.training.config import variant_config
 
-    h, w = args.size
-    if h % 8 or w % 8:
-        raise DPANetError(f"--size {h}x{w}: height and width must be multiples of 8")
+    h, w = check_multiple("--size", args.size)
     config = variant_config(args.variant, width=args.width)
     print(format_report(args.variant, measure(config, h, w)))
     return 0
