@@ -15,6 +15,7 @@ from dpanet.training.baseline import UnsharpMask, tune_unsharp
 from dpanet.training.checkpoint import save_checkpoint
 from dpanet.training.data import list_dpdd
 from dpanet.training.evaluation import evaluate_split, read_as_protocol, summary_table
+from dpanet.training.inference import full_float32
 from dpanet.training.metrics import load_lpips, scores
 from dpanet.training.model import DPANet, DPANetConfig
 
@@ -63,6 +64,46 @@ def test_evaluation_of_a_known_backend_matches_a_hand_computation(tmp_path):
     assert result.means("identity") == pytest.approx(result.means("combined input"))
     table = summary_table([result], len(scenes), "skipped: no weights")
     assert "DPANet, Table I" in table and "26.80" in table and "LPIPS: skipped: no weights" in table
+
+
+def test_release_protocol_truncates_the_output_and_the_16_bit_protocol_rounds(tmp_path):
+    make_dpdd(tmp_path, "test", count=1, size=(16, 24))
+    scenes = list_dpdd(tmp_path, "test")
+    noise = np.random.default_rng(7).normal(0, 0.003, (16, 24, 3))
+    output = np.clip(read_image(scenes[0].target).pixels + noise, 0, 1).astype(np.float32)  # a near miss
+
+    def backend(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        return output.transpose(2, 0, 1)[None]
+
+    def psnr(a, b):
+        return 10 * np.log10(1 / np.mean((np.float64(a) - np.float64(b)) ** 2))
+
+    release = evaluate_split(scenes, backend, "BGR", "release", progress=False).rows[0]
+    sixteen = evaluate_split(scenes, backend, "BGR", "16bit", progress=False).rows[0]
+    # the release's test code: np.uint8(output * 255) on a float32 array, target read 8-bit
+    truncated = np.uint8(output * 255) / 255.0
+    target8 = (np.rint(read_image(scenes[0].target).pixels * 65535).astype(np.uint16) >> 8) / 255.0
+    assert release["psnr"] == pytest.approx(psnr(truncated, target8), rel=1e-6)
+    assert release["mae"] == pytest.approx(np.mean(np.abs(truncated - target8)), rel=1e-6)
+    rounded8 = np.rint(output * 255) / 255.0
+    assert psnr(rounded8, target8) - release["psnr"] > 1  # rounding would score clearly higher
+    rounded16 = np.rint(output.astype(np.float64) * 65535) / 65535
+    target16 = read_image(scenes[0].target).pixels
+    assert sixteen["psnr"] == pytest.approx(psnr(rounded16, target16), rel=1e-6)
+
+
+def test_full_float32_turns_tf32_off_and_restores_the_settings():
+    settings = (torch.backends.cuda.matmul, torch.backends.cudnn.conv)
+    saved = [s.fp32_precision for s in settings]
+    try:
+        for s in settings:
+            s.fp32_precision = "tf32"
+        with full_float32():
+            assert [s.fp32_precision for s in settings] == ["ieee", "ieee"]
+        assert [s.fp32_precision for s in settings] == ["tf32", "tf32"]
+    finally:
+        for s, value in zip(settings, saved, strict=True):
+            s.fp32_precision = value
 
 
 def test_evaluate_command_on_a_generated_dpdd_folder(tmp_path, capsys):

@@ -3,8 +3,13 @@
 Two protocols:
 
 - ``release``: the release's test protocol. Views and target are read as 8-bit, the way OpenCV's
-  ``imread`` reads a 16-bit PNG (value >> 8), and the output is quantised to uint8 before scoring.
-- ``16bit``: the files' own precision; the output is quantised to 16 bits.
+  ``imread`` reads a 16-bit PNG (value >> 8), and the output is truncated to uint8 before scoring
+  (``np.uint8(output * 255)`` in float32, as the release's test code does: not rounded).
+- ``16bit``: the files' own precision; the output is rounded to 16 bits.
+
+Every method (the model, the combined input, the baselines) is quantised the same way. On a GPU the
+network runs in IEEE float32, without TensorFloat-32 (:func:`dpanet.training.inference.full_float32`):
+the release's GPU had none.
 
 Every image gets PSNR, SSIM and MAE (scikit-image's implementations; LPIPS as well when its weights
 are on this machine) for the model, for the blurry combined input and for each baseline. The
@@ -45,8 +50,12 @@ def read_as_protocol(path: Path, protocol: str) -> Image:
     return Image((np.floor(values / 256) / 255).astype(np.float32), 8, image.path)
 
 
-def quantise(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
-    """Round [0, 1] floats to ``bit_depth`` integers and back to [0, 1]."""
+def quantise(pixels: np.ndarray, bit_depth: int, protocol: str = "16bit") -> np.ndarray:
+    """[0, 1] floats to ``bit_depth`` integers and back to [0, 1]: truncated to 8 bits under the
+    release protocol (its ``np.uint8(output * 255)``, the product in float32), rounded otherwise."""
+    if protocol == "release":
+        scaled = np.clip(pixels, 0.0, 1.0).astype(np.float32) * np.float32(255)
+        return np.floor(scaled) / np.float32(255)
     return to_integer(pixels, bit_depth).astype(np.float32) / float(2**bit_depth - 1)
 
 
@@ -89,7 +98,7 @@ def evaluate_split(
         candidates = {"model": output.pixels, "combined input": combined}
         candidates.update({name: method(combined) for name, method in (baselines or {}).items()})
         for method, pixels in candidates.items():
-            pixels = quantise(pixels, bit_depth)
+            pixels = quantise(pixels, bit_depth, protocol)
             s = scores(pixels, target)
             result.rows.append(
                 {

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -17,6 +20,22 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise DPANetError(f"unknown device {name!r} (use cpu or cuda)")
     return torch.device(name)
+
+
+@contextlib.contextmanager
+def full_float32() -> Iterator[None]:
+    """Float32 matrix products and cuDNN convolutions in IEEE precision, without TensorFloat-32
+    (which PyTorch allows for cuDNN convolutions by default); the previous settings are restored on
+    exit. A no-op on the CPU. The release trained and tested on a GPU without TF32."""
+    settings = (torch.backends.cuda.matmul, torch.backends.cudnn.conv)
+    saved = [setting.fp32_precision for setting in settings]
+    for setting in settings:
+        setting.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        for setting, value in zip(settings, saved, strict=True):
+            setting.fp32_precision = value
 
 
 class TorchBackend:

@@ -23,8 +23,8 @@ def add_parser(subparsers) -> None:
         "--protocol",
         choices=["release", "16bit", "both"],
         default="both",
-        help="release: 8-bit reads, uint8 output (the paper's protocol); 16bit: the files' precision "
-        "(default: both)",
+        help="release: 8-bit reads, output truncated to uint8 (the paper's protocol); 16bit: the "
+        "files' precision, output rounded (default: both)",
     )
     p.add_argument(
         "--unsharp",
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from dpanet.training.checkpoint import default_checkpoint_path, load_checkpoint
     from dpanet.training.data import list_dpdd
     from dpanet.training.evaluation import PROTOCOLS, evaluate_split, summary_table, write_csv
-    from dpanet.training.inference import TorchBackend, resolve_device
+    from dpanet.training.inference import TorchBackend, full_float32, resolve_device
     from dpanet.training.metrics import load_lpips
 
     baselines = {}
@@ -71,10 +71,11 @@ def run(args: argparse.Namespace) -> int:
     if lpips is None:
         lpips_note = f"skipped: {lpips_note}"
     protocols = PROTOCOLS if args.protocol == "both" else (args.protocol,)
-    evaluations = [
-        evaluate_split(scenes, backend, loaded.channel_order, protocol, baselines, lpips)
-        for protocol in protocols
-    ]
+    with full_float32():  # the release's GPU had no TF32
+        evaluations = [
+            evaluate_split(scenes, backend, loaded.channel_order, protocol, baselines, lpips)
+            for protocol in protocols
+        ]
     csv_path = write_csv(args.out / "per_image.csv", evaluations)
     summary = summary_table(evaluations, len(scenes), lpips_note)
     write_text_atomic(args.out / "summary.txt", summary + "\n")
