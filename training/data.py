@@ -30,7 +30,7 @@ import torch
 from torch.utils.data import Dataset
 
 from dpanet.errors import DPANetError
-from dpanet.runtime.images import READ_SUFFIXES, read_image
+from dpanet.runtime.images import READ_SUFFIXES, Image, read_image, to_integer
 from dpanet.runtime.pipeline import SIZE_MULTIPLE, to_network
 from dpanet.training.scenes import SceneRecipe, render_random_scene
 from dpanet.training.synth import DPImage
@@ -69,8 +69,20 @@ def dpdd_folders(root: Path, split: str) -> dict[str, Path]:
     }
 
 
+def _images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in READ_SUFFIXES)
+
+
 def list_dpdd(root: str | Path, split: str) -> list[PairFiles]:
-    """The scenes of one DPDD split; every scene must have all four images."""
+    """The scenes of one DPDD split, in either naming:
+
+    - DPDD's own: ``{split}_c/source/NAME.png``, ``{split}_l/source/NAME_L.png``,
+      ``{split}_r/source/NAME_R.png``, and all-in-focus images under names of their own (the next
+      frame number), paired with the sources in sorted order as DPDNet's loader pairs them;
+    - renamed (the release's, and what ``dpanet synth`` and ``prepare-patches`` write): one
+      ``NAME.png`` in all four folders.
+
+    DPDD's naming is recognised by ``NAME_L`` views; every scene must have all four images."""
     root = Path(root)
     if split not in SPLITS:
         raise DatasetError(f"unknown split {split!r} (use {', '.join(SPLITS)})")
@@ -80,9 +92,11 @@ def list_dpdd(root: str | Path, split: str) -> list[PairFiles]:
     absent = [str(f.relative_to(root)) for f in folders.values() if not f.is_dir()]
     if absent:
         raise DatasetError(f"{root}: not the DPDD layout, missing folder(s) {', '.join(absent)}")
-    names = sorted(
-        {p.name for f in folders.values() for p in f.iterdir() if p.suffix.lower() in READ_SUFFIXES}
-    )
+    sources = _images(folders["combined"])
+    left_names = {p.name for p in _images(folders["left"])}
+    if any(f"{p.stem}_L{p.suffix}" in left_names for p in sources):
+        return _list_dpdd_own_naming(root, folders, sources)
+    names = sorted({p.name for f in folders.values() for p in _images(f)})
     if not names:
         raise DatasetError(f"{root}: split {split} has no images")
     missing = [
@@ -102,6 +116,27 @@ def list_dpdd(root: str | Path, split: str) -> list[PairFiles]:
             folders["combined"] / n,
         )
         for n in names
+    ]
+
+
+def _list_dpdd_own_naming(root: Path, folders: dict[str, Path], sources: list[Path]) -> list[PairFiles]:
+    targets = _images(folders["target"])
+    if len(targets) != len(sources):
+        raise DatasetError(
+            f"{root}: {len(sources)} source image(s) in {folders['combined'].relative_to(root)} but "
+            f"{len(targets)} all-in-focus image(s) in {folders['target'].relative_to(root)} "
+            "(DPDD's naming pairs them in sorted order)"
+        )
+    views = {
+        role: [folders[role] / f"{p.stem}_{tag}{p.suffix}" for p in sources]
+        for role, tag in (("left", "L"), ("right", "R"))
+    }
+    missing = [str(p.relative_to(root)) for paths in views.values() for p in paths if not p.is_file()]
+    if missing:
+        raise _missing_error(root, sorted(missing), "file(s)")
+    return [
+        PairFiles(s.stem, left, right, target, s)
+        for s, left, right, target in zip(sources, views["left"], views["right"], targets, strict=True)
     ]
 
 
@@ -135,10 +170,21 @@ def list_triplets(root: str | Path, require_target: bool = True) -> list[PairFil
     ]
 
 
-def load_scene(files: PairFiles) -> dict[str, np.ndarray]:
-    """Read a scene's images (H x W x C float32 in [0, 1], file order) and check they match."""
+def read_eight_bit(path: Path) -> Image:
+    """An image read as 8-bit, the way OpenCV's ``imread`` (default flags) reads a 16-bit PNG:
+    value >> 8 (the release's reads, for training and testing)."""
+    image = read_image(path)
+    if image.bit_depth == 8:
+        return image
+    values = np.rint(image.pixels * 65535.0)
+    return Image((np.floor(values / 256) / 255).astype(np.float32), 8, image.path)
+
+
+def read_scene(files: PairFiles, eight_bit: bool = False) -> dict[str, Image]:
+    """A scene's images (8-bit reads if asked), checked to have one size and channel count."""
     paths = {"left": files.left, "right": files.right, "target": files.target, "combined": files.combined}
-    images = {role: read_image(path) for role, path in paths.items() if path is not None}
+    read = read_eight_bit if eight_bit else read_image
+    images = {role: read(path) for role, path in paths.items() if path is not None}
     reference = images["left"]
     for image in images.values():
         if image.size != reference.size or image.channels != reference.channels:
@@ -147,10 +193,25 @@ def load_scene(files: PairFiles) -> dict[str, np.ndarray]:
                 f"{image.path}: {w} x {h} with {image.channels} channel(s) does not match the left view "
                 f"{files.left} ({rw} x {rh}, {reference.channels} channel(s)) of scene {files.name}"
             )
-    pixels = {role: image.pixels for role, image in images.items()}
+    return images
+
+
+def load_scene(files: PairFiles, eight_bit: bool = False) -> dict[str, np.ndarray]:
+    """Read a scene's images (H x W x C float32 in [0, 1], file order) and check they match."""
+    pixels = {role: image.pixels for role, image in read_scene(files, eight_bit).items()}
     if "combined" not in pixels:
         pixels["combined"] = 0.5 * (pixels["left"] + pixels["right"])
     return pixels
+
+
+def load_integers(files: PairFiles) -> tuple[dict[str, np.ndarray], int]:
+    """A scene's four images as the integers of their files, and their common bit depth."""
+    images = read_scene(files)
+    depths = {image.bit_depth for image in images.values()}
+    if len(images) != len(VIEWS) or len(depths) != 1:
+        raise DatasetError(f"scene {files.name}: needs all four images at one bit depth")
+    depth = depths.pop()
+    return {role: to_integer(image.pixels, depth) for role, image in images.items()}, depth
 
 
 # --- augmentation: functions of (rng, dict of H x W x C arrays) -> dict of arrays ------------------

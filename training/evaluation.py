@@ -31,7 +31,7 @@ from tqdm import tqdm
 from dpanet.files import write_text_atomic
 from dpanet.runtime.images import Image, read_image, to_integer
 from dpanet.runtime.pipeline import Backend, deblur_pair
-from dpanet.training.data import PairFiles
+from dpanet.training.data import PairFiles, read_eight_bit
 from dpanet.training.metrics import LpipsFn, scores
 
 PROTOCOLS = ("release", "16bit")
@@ -43,11 +43,7 @@ Method = Callable[[np.ndarray], np.ndarray]
 
 def read_as_protocol(path: Path, protocol: str) -> Image:
     """An image as the protocol reads it (``release``: 8-bit as OpenCV's imread makes it)."""
-    image = read_image(path)
-    if protocol == "16bit" or image.bit_depth == 8:
-        return image
-    values = np.rint(image.pixels * 65535.0)
-    return Image((np.floor(values / 256) / 255).astype(np.float32), 8, image.path)
+    return read_eight_bit(path) if protocol == "release" else read_image(path)
 
 
 def quantise(pixels: np.ndarray, bit_depth: int, protocol: str = "16bit") -> np.ndarray:
