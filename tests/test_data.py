@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -17,6 +18,7 @@ from dpanet.training.data import (
     load_scene,
     random_crop,
     release_augment,
+    release_draw,
 )
 from dpanet.training.scenes import SceneRecipe
 
@@ -99,6 +101,46 @@ def test_release_augmentation_uses_one_offset_for_both_axes():
         s = (patch - 1) * 56 / (abs(left[-1, 0, 0] - left[0, 0, 0]) * 55)
         assert patch - 0.5 <= s <= patch * 5 / 4 - 1.5
     assert 0 < flips < 20
+
+
+def release_item(paths: dict[str, str], new: int, random_crop: int, magic: float) -> dict:
+    """The release's MyDataset.__getitem__ (dataset.py), transcribed, with its three draws given:
+    new = int(np.random.randint(512, 640) / 2) * 2, random_crop = randint(0, new - 511),
+    magic = np.random.random()."""
+    out = {}
+    for role, path in paths.items():
+        img = cv2.imread(path)  # 8-bit, whatever the file's depth
+        img = np.float32((img - 0) / 255)
+        img = cv2.resize(img, (new, new), cv2.INTER_CUBIC)  # the flag lands in dst: bilinear
+        img = img[random_crop : random_crop + 512, random_crop : random_crop + 512]
+        if magic < 0.5:
+            img = cv2.flip(img, 0)
+        out[role] = torch.from_numpy(img).permute(2, 0, 1)
+    return out
+
+
+def test_release_augmentation_on_patches_matches_the_release(tmp_path):
+    make_dpdd(tmp_path, "train", count=1, size=(512, 512))  # one 16-bit 512 x 512 patch
+    scene = list_dpdd(tmp_path, "train")[0]
+    dataset = PairDataset([scene], release_augment(512), seed=4, eight_bit=True)
+    paths = {role: str(getattr(scene, role)) for role in ("left", "right", "target", "combined")}
+    flips = set()
+    for epoch in range(6):
+        dataset.set_epoch(epoch)
+        draws = release_draw(np.random.default_rng([4, epoch, 0]), 512)  # the item's generator
+        flips.add(draws[2])
+        expected = release_item(paths, draws[0], draws[1], 0.25 if draws[2] else 0.75)
+        item = dataset[0]
+        for role, tensor in expected.items():
+            torch.testing.assert_close(item[role], tensor, rtol=0, atol=0)
+    assert flips == {False, True}  # both paths compared
+    rng = np.random.default_rng(0)
+    draws = [release_draw(rng, 512) for _ in range(4000)]
+    sizes = {size for size, _, _ in draws}
+    assert sizes == set(range(512, 640, 2))  # np.random.randint(512, 640) rounded down to even
+    assert all(0 <= offset <= size - 512 for size, offset, _ in draws)
+    assert {offset for size, offset, _ in draws if size == 512} == {0}
+    assert 0.45 < np.mean([flip for _, _, flip in draws]) < 0.55
 
 
 def test_random_and_center_crops():

@@ -115,6 +115,7 @@ def test_mse_pretraining_then_charbonnier(tmp_path):
         (('precision = "fp32"', 'precision = "fp8"'), "precision"),
         (("width = 4", 'width = 4\ninit = "xavier"'), r"\[model\] init: 'xavier'"),
         (("size = 16", "size = 12"), "multiple of 8"),
+        (("seed = 1", "seed = 1\neight_bit = true"), r"\[data\] eight_bit: only for data read from files"),
         (("epochs = 2", "epochs = ["), "not valid TOML"),
     ],
 )

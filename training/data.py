@@ -219,21 +219,36 @@ def load_integers(files: PairFiles) -> tuple[dict[str, np.ndarray], int]:
 Transform = Callable[[np.random.Generator, dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
-def release_augment(patch: int) -> Transform:
-    """The release's augmentation: resize to s x s (s even, uniform in [patch, 1.25 patch)), crop
-    patch x patch at one random offset used for both axes, flip vertically with p = 0.5."""
+def release_draw(rng: np.random.Generator, patch: int) -> tuple[int, int, bool]:
+    """The release's random draws for one item: the resized size s (even, uniform over patch,
+    patch + 2, ..., the largest even number below 1.25 patch: 512 ... 638), one crop offset in
+    [0, s - patch] for both axes, and a vertical flip with p = 0.5."""
     high = patch * 5 // 4
+    size = 2 * int(rng.integers(patch // 2, max(high // 2, patch // 2 + 1)))
+    offset = int(rng.integers(0, size - patch + 1))
+    return size, offset, bool(rng.random() < 0.5)
+
+
+def release_apply(
+    images: dict[str, np.ndarray], patch: int, size: int, offset: int, flip: bool
+) -> dict[str, np.ndarray]:
+    """Resize every image to size x size (bilinear: the release passes its INTER_CUBIC flag in
+    OpenCV's ``dst`` slot, so the default INTER_LINEAR applies), crop patch x patch at (offset,
+    offset), flip upside down if asked."""
+    out = {}
+    for role, image in images.items():
+        resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR).reshape(size, size, -1)
+        crop = resized[offset : offset + patch, offset : offset + patch]
+        out[role] = crop[::-1] if flip else crop
+    return out
+
+
+def release_augment(patch: int) -> Transform:
+    """The release's augmentation (:func:`release_draw`, :func:`release_apply`). It squashes
+    whatever it is given to a square: the release gives it 512 x 512 patches (``prepare-patches``)."""
 
     def transform(rng: np.random.Generator, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        size = 2 * int(rng.integers(patch // 2, max(high // 2, patch // 2 + 1)))
-        offset = int(rng.integers(0, size - patch + 1))
-        flip = rng.random() < 0.5
-        out = {}
-        for role, image in images.items():
-            resized = cv2.resize(image, (size, size), interpolation=cv2.INTER_LINEAR).reshape(size, size, -1)
-            crop = resized[offset : offset + patch, offset : offset + patch]
-            out[role] = crop[::-1] if flip else crop
-        return out
+        return release_apply(images, patch, *release_draw(rng, patch))
 
     return transform
 
@@ -296,12 +311,19 @@ class _SeededDataset(Dataset):
 
 
 class PairDataset(_SeededDataset):
-    """Scenes from files (DPDD or triplets) with a transform; every scene needs a target."""
+    """Scenes from files (DPDD or triplets) with a transform; every scene needs a target.
+    ``eight_bit``: read 16-bit files as 8-bit, as the release does (:func:`read_eight_bit`)."""
 
     def __init__(
-        self, files: list[PairFiles], transform: Transform, seed: int = 0, channel_order: str = "BGR"
+        self,
+        files: list[PairFiles],
+        transform: Transform,
+        seed: int = 0,
+        channel_order: str = "BGR",
+        eight_bit: bool = False,
     ):
         super().__init__(seed, channel_order)
+        self.eight_bit = eight_bit
         no_target = [f.name for f in files if f.target is None]
         if no_target:
             raise DatasetError(
@@ -315,7 +337,8 @@ class PairDataset(_SeededDataset):
 
     def __getitem__(self, index: int) -> dict:
         files = self.files[index]
-        return self._to_tensors(files.name, self.transform(self._rng(index), load_scene(files)))
+        images = load_scene(files, self.eight_bit)
+        return self._to_tensors(files.name, self.transform(self._rng(index), images))
 
 
 class SyntheticDPDataset(_SeededDataset):

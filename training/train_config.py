@@ -104,6 +104,8 @@ class DataSection:
     """synthetic: new scenes every epoch (True) or one fixed set (False)."""
     limit: int = 0
     """Use only the first ``limit`` scenes (0: all)."""
+    eight_bit: bool = False
+    """dpdd / triplets: read 16-bit files as 8-bit (value >> 8), as the release does."""
     recipe: SceneRecipe = field(default_factory=SceneRecipe)
 
 
@@ -164,6 +166,8 @@ def _check_data(data: DataSection, where: str) -> None:
     if data.kind == "synthetic":
         if data.count < 1 or data.size < 8 or data.size % 8:
             raise ConfigError(f"[{where}]: synthetic data needs count >= 1 and size a multiple of 8")
+        if data.eight_bit:
+            raise ConfigError(f"[{where}] eight_bit: only for data read from files (dpdd, triplets)")
         return
     if not data.root:
         raise ConfigError(f"[{where}]: kind {data.kind} needs root (the data folder)")

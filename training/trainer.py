@@ -78,7 +78,7 @@ def build_dataset(data: DataSection, channel_order: str):
     files = list_dpdd(data.root, data.split) if data.kind == "dpdd" else list_triplets(data.root)
     files = files[: data.limit] if data.limit else files
     transform = AUGMENTATIONS[data.augment](data.patch or None)
-    return PairDataset(files, transform, data.seed, channel_order)
+    return PairDataset(files, transform, data.seed, channel_order, data.eight_bit)
 
 
 def log(message: str) -> None:
