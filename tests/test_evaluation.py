@@ -15,7 +15,7 @@ from dpanet.training.baseline import UnsharpMask, tune_unsharp
 from dpanet.training.checkpoint import save_checkpoint
 from dpanet.training.data import list_dpdd
 from dpanet.training.evaluation import evaluate_split, read_as_protocol, summary_table
-from dpanet.training.inference import full_float32
+from dpanet.training.inference import float32_mode
 from dpanet.training.metrics import load_lpips, scores
 from dpanet.training.model import DPANet, DPANetConfig
 
@@ -92,15 +92,22 @@ def test_release_protocol_truncates_the_output_and_the_16_bit_protocol_rounds(tm
     assert sixteen["psnr"] == pytest.approx(psnr(rounded16, target16), rel=1e-6)
 
 
-def test_full_float32_turns_tf32_off_and_restores_the_settings():
+def test_float32_mode_sets_tf32_off_or_on_and_restores_the_settings():
     settings = (torch.backends.cuda.matmul, torch.backends.cudnn.conv)
     saved = [s.fp32_precision for s in settings]
     try:
         for s in settings:
             s.fp32_precision = "tf32"
-        with full_float32():
+        with float32_mode("ieee"):
             assert [s.fp32_precision for s in settings] == ["ieee", "ieee"]
         assert [s.fp32_precision for s in settings] == ["tf32", "tf32"]
+        for s in settings:
+            s.fp32_precision = "ieee"
+        with float32_mode("tf32"):
+            assert [s.fp32_precision for s in settings] == ["tf32", "tf32"]
+        assert [s.fp32_precision for s in settings] == ["ieee", "ieee"]
+        with pytest.raises(ValueError, match="float32 mode"), float32_mode("fp16"):
+            pass
     finally:
         for s, value in zip(settings, saved, strict=True):
             s.fp32_precision = value

@@ -210,6 +210,57 @@ def test_initialisation_schemes():
         initialise(model, "xavier")
 
 
+def test_release_initialisation_follows_the_release_module_by_module():
+    """Width 8 (64 channels at the bottleneck): each group's draws are compared with the
+    distribution the release's code gives that layer (utils/arch_util.py, models/model.py)."""
+    from dpanet.training.blocks import OffsetPredictor, ResidualBlock, SameConv2d
+    from dpanet.training.initialisation import initialise
+    from dpanet.training.ops import ModulatedDeformConv2d
+
+    torch.manual_seed(0)
+    model = DPANet(DPANetConfig(width=8))
+    initialise(model, "release")
+
+    def fans(weight):
+        field = weight[0, 0].numel()
+        return weight.shape[1] * field, weight.shape[0] * field
+
+    def pooled(modules, attr="weight"):
+        return torch.cat([getattr(m, attr).detach().flatten() for m in modules])
+
+    def groups(kind):
+        found = {}
+        for m in model.modules():
+            if isinstance(m, kind):
+                found.setdefault(fans(m.weight), []).append(m)
+        return found
+
+    for (fan_in, fan_out), modules in groups(SameConv2d).items():  # He normal, fan_out
+        if len(pooled(modules)) >= 500:
+            assert pooled(modules).std().item() == pytest.approx((2 / fan_out) ** 0.5, rel=0.15)
+        biases = pooled(modules, "bias")
+        assert biases.abs().max() <= fan_in**-0.5 and biases.any()  # the default bias draw
+    convs = [c for b in model.modules() if isinstance(b, ResidualBlock) for c in (b.conv1, b.conv2)]
+    by_fan_in = {}
+    for conv in convs:
+        by_fan_in.setdefault(fans(conv.weight)[0], []).append(conv)
+    for fan_in, modules in by_fan_in.items():
+        assert pooled(modules).std().item() == pytest.approx(0.1 * (2 / fan_in) ** 0.5, rel=0.15)
+        assert not pooled(modules, "bias").any()
+    predictors = [m.conv for m in model.modules() if isinstance(m, OffsetPredictor)]
+    for conv in predictors:  # PyTorch's default, not zero
+        bound = conv.weight[0].numel() ** -0.5
+        assert conv.weight.abs().max() <= bound and conv.weight.std() > bound / 3
+        assert conv.bias.any()
+    for (fan_in, _), modules in groups(ModulatedDeformConv2d).items():
+        weights = pooled(modules)
+        assert weights.abs().max() <= fan_in**-0.5
+        assert weights.std().item() == pytest.approx(fan_in**-0.5 / 3**0.5, rel=0.15)  # uniform
+        assert not pooled(modules, "bias").any()
+    first = model.extractor[0].conv_in  # a plain convolution keeps PyTorch's default
+    assert first.weight.abs().max() <= first.weight[0].numel() ** -0.5
+
+
 def test_identity_initialisation_starts_at_the_mean_of_the_views():
     from dpanet.training.initialisation import initialise
 

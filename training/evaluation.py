@@ -8,7 +8,7 @@ Two protocols:
 - ``16bit``: the files' own precision; the output is rounded to 16 bits.
 
 Every method (the model, the combined input, the baselines) is quantised the same way. On a GPU the
-network runs in IEEE float32, without TensorFloat-32 (:func:`dpanet.training.inference.full_float32`):
+network runs in IEEE float32, without TensorFloat-32 (:func:`dpanet.training.inference.float32_mode`):
 the release's GPU had none.
 
 Every image gets PSNR, SSIM and MAE (scikit-image's implementations; LPIPS as well when its weights

@@ -22,15 +22,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+FLOAT32_MODES = ("ieee", "tf32")
+
+
 @contextlib.contextmanager
-def full_float32() -> Iterator[None]:
-    """Float32 matrix products and cuDNN convolutions in IEEE precision, without TensorFloat-32
-    (which PyTorch allows for cuDNN convolutions by default); the previous settings are restored on
-    exit. A no-op on the CPU. The release trained and tested on a GPU without TF32."""
+def float32_mode(mode: str = "ieee") -> Iterator[None]:
+    """Float32 matrix products and cuDNN convolutions in IEEE precision (``ieee``: no
+    TensorFloat-32, which PyTorch allows for cuDNN convolutions by default) or with TF32 allowed
+    for both (``tf32``); the previous settings are restored on exit. Nothing changes on the CPU.
+    The release trained and tested on a GPU without TF32 (a TITAN RTX)."""
+    if mode not in FLOAT32_MODES:
+        raise ValueError(f"float32 mode must be one of {FLOAT32_MODES}, got {mode!r}")
     settings = (torch.backends.cuda.matmul, torch.backends.cudnn.conv)
     saved = [setting.fp32_precision for setting in settings]
     for setting in settings:
-        setting.fp32_precision = "ieee"
+        setting.fp32_precision = mode
     try:
         yield
     finally:

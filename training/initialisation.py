@@ -3,6 +3,8 @@
 - ``pytorch``: the layers' own defaults (what ``DPANet()`` builds).
 - ``he``: He et al.'s normal initialisation (fan-in, ReLU gain) for every convolution and
   deformable convolution, zero biases; the paper says DPANet is initialised this way.
+- ``release``: what the release's code does (:func:`release_init`), whatever the paper says; the
+  paper configurations use it.
 - ``identity``: the network starts as (nearly) the mean of its two views, so training begins at
   the blurry input's quality instead of at a constant image. Every convolution is a Dirac (centre
   tap 1 from each input channel to the output channel of the same index) plus ``noise`` times a He
@@ -11,7 +13,7 @@
   piecewise-linear inverse of its sigmoid on the first three channels. Only the residual paths
   of the data carry the image at first; gradients reach every weight.
 
-Every scheme keeps the offset predictors at zero (offsets 0, masks 0.5: the paper's).
+Every scheme but ``release`` keeps the offset predictors at zero (offsets 0, masks 0.5: the paper's).
 ``zero_init_residual`` zeroes the second convolution of every residual block, so each block starts
 as the identity (as torchvision's ResNets offer); ``identity`` implies it. Without normalisation
 layers, DPANet's long residual chains otherwise shrink (PyTorch's default) or blow up (plain He)
@@ -20,13 +22,16 @@ the signal at the start, and a narrow network then needs many steps to pass its 
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-from dpanet.training.blocks import OffsetPredictor, ResidualBlock
+from dpanet.training.blocks import OffsetPredictor, ResidualBlock, SameConv2d
 from dpanet.training.ops import ModulatedDeformConv2d
 
-SCHEMES = ("pytorch", "he", "identity")
+SCHEMES = ("pytorch", "he", "release", "identity")
+RELEASE_RESIDUAL_SCALE = 0.1
 _KNOTS = ((1, 0.0), (1, 0.85), (-1, 0.15))
 """Head units per colour channel: ReLU(sign * (x - knot)); channel 2 gets the first two only when
 the network is 8 wide."""
@@ -38,6 +43,8 @@ def initialise(
     if scheme not in SCHEMES:
         raise ValueError(f"init must be one of {', '.join(SCHEMES)}, got {scheme!r}")
     keep = {id(m.conv) for m in model.modules() if isinstance(m, OffsetPredictor)}
+    if scheme == "release":
+        release_init(model)
     if scheme in ("he", "identity"):
         for module in _convolutions(model, keep):
             nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
@@ -51,6 +58,39 @@ def initialise(
                 keep.add(id(module.conv2))
     if scheme == "identity":
         _identity(model, keep, noise)
+
+
+@torch.no_grad()
+def release_init(model: nn.Module) -> None:
+    """The release's initialisation, module by module (its ``VGG_Deblur.__init_weight``, its
+    residual block's ``initialize_weights(..., 0.1)`` and its layers' own defaults):
+
+    - same-padding convolutions (feature blocks' first conv, cost embeddings, the decoder's 2 x 2
+      convs, the head; the release's own ``Conv2d`` class): He normal, **fan_out**, ReLU gain;
+      biases keep their default draw, uniform in +-1/sqrt(fan_in) (the release's class draws the
+      same);
+    - residual blocks' convolutions: He normal, fan_in, ReLU gain, times 0.1; zero biases;
+    - offset predictors: PyTorch's default (not zero: offsets and mask logits start small and
+      random);
+    - deformable convolutions: weights uniform in +-1/sqrt(fan_in) (PyTorch's default draw), zero
+      biases (the release's DCN class zeroes them);
+    - the rest (the pyramid extractor's plain convolutions): PyTorch's default, as built.
+    """
+    for module in model.modules():
+        if isinstance(module, SameConv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, ResidualBlock):
+            for conv in (module.conv1, module.conv2):
+                nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
+                conv.weight.mul_(RELEASE_RESIDUAL_SCALE)
+                nn.init.zeros_(conv.bias)
+        elif isinstance(module, OffsetPredictor):
+            module.conv.reset_parameters()
+        elif isinstance(module, ModulatedDeformConv2d):
+            bound = 1 / math.sqrt(module.weight[0].numel())
+            nn.init.uniform_(module.weight, -bound, bound)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
 
 def _convolutions(model: nn.Module, skip: set[int]):

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from dpanet.training.checkpoint import default_checkpoint_path, load_checkpoint
     from dpanet.training.data import list_dpdd
     from dpanet.training.evaluation import PROTOCOLS, evaluate_split, summary_table, write_csv
-    from dpanet.training.inference import TorchBackend, full_float32, resolve_device
+    from dpanet.training.inference import TorchBackend, float32_mode, resolve_device
     from dpanet.training.metrics import load_lpips
 
     baselines = {}
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if lpips is None:
         lpips_note = f"skipped: {lpips_note}"
     protocols = PROTOCOLS if args.protocol == "both" else (args.protocol,)
-    with full_float32():  # the release's GPU had no TF32
+    with float32_mode("ieee"):  # the release's GPU had no TF32
         evaluations = [
             evaluate_split(scenes, backend, loaded.channel_order, protocol, baselines, lpips)
             for protocol in protocols
