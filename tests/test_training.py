@@ -16,7 +16,7 @@ from dpanet.training.checkpoint import DEMO_CHECKPOINT, load_checkpoint
 from dpanet.training.distributed import Context
 from dpanet.training.model import DPANet, DPANetConfig
 from dpanet.training.train_config import LOSSES, ConfigError, load_config, parse_config
-from dpanet.training.trainer import MODEL_FILE, STATE_FILE, Trainer, build_dataset
+from dpanet.training.trainer import BEST_FILE, MODEL_FILE, STATE_FILE, Trainer, build_dataset
 
 CPU = Context(rank=0, world_size=1, device=torch.device("cpu"))
 
@@ -112,7 +112,7 @@ def test_mse_pretraining_then_charbonnier(tmp_path):
         (('kind = "synthetic"', 'kind = "imagenet"'), "kind: 'imagenet' is not one of"),
         (("lr = 1e-3", "lr = 1e-3\nema_decay = 1.0"), r"ema_decay: 1.0 is not in \[0, 1\)"),
         (("lr = 1e-3", 'lr = "fast"'), r"\[train\] lr: expected float"),
-        (('precision = "fp32"', 'precision = "fp8"'), "precision"),
+        (('precision = "fp32"', 'precision = "fp8"'), "precision: 'fp8' is not one of fp32, tf32, bf16"),
         (("width = 4", 'width = 4\ninit = "xavier"'), r"\[model\] init: 'xavier'"),
         (("size = 16", "size = 12"), "multiple of 8"),
         (("seed = 1", "seed = 1\neight_bit = true"), r"\[data\] eight_bit: only for data read from files"),
@@ -127,6 +127,41 @@ def test_config_errors_are_one_line(tmp_path, edit, message):
 def test_validation_needs_data(tmp_path):
     with pytest.raises(ConfigError, match="needs a data description"):
         parse_config(tiny_config(tmp_path, extra="[validation]\nevery = 1\n"))
+
+
+def test_selecting_on_the_test_split_must_be_asked_for(tmp_path):
+    on_test = """
+[validation]
+every = 1
+kind = "dpdd"
+root = "data"
+split = "test"
+augment = "center"
+patch = 0
+"""
+    with pytest.raises(ConfigError, match="select_on_test = true to do so"):
+        parse_config(tiny_config(tmp_path, extra=on_test))
+    assert parse_config(
+        tiny_config(tmp_path, extra=on_test + "select_on_test = true\n")
+    ).validation.select_on_test
+    on_val = on_test.replace('"test"', '"val"') + "select_on_test = true\n"
+    with pytest.raises(ConfigError, match="select_on_test = true needs"):
+        parse_config(tiny_config(tmp_path, extra=on_val))
+
+
+def test_model_best_holds_the_epoch_with_the_best_validation_psnr(tmp_path, monkeypatch):
+    scripted = iter([20.0, 25.0, 22.0])
+    monkeypatch.setattr(Trainer, "validate", lambda self, dataset: {"psnr": next(scripted)})
+    validation = '[validation]\nevery = 1\nkind = "synthetic"\ncount = 1\nsize = 16\nvary_per_epoch = false\n'
+    trainer = Trainer(parse_config(tiny_config(tmp_path / "run", epochs=3, extra=validation)), CPU)
+    trainer.fit()
+    best = load_checkpoint(tmp_path / "run" / BEST_FILE)
+    assert best.metadata["epochs"] == 2 and best.metadata["selected_on"]["kind"] == "synthetic"
+    two = Trainer(parse_config(tiny_config(tmp_path / "two", epochs=2)), CPU)
+    two.fit()  # the same run stopped after epoch 2 (data and schedule depend on the epoch alone)
+    for key, value in two.model.state_dict().items():
+        torch.testing.assert_close(best.model.state_dict()[key], value, rtol=0, atol=0)
+    assert not (tmp_path / "two" / BEST_FILE).exists()  # no validation: no best checkpoint
 
 
 def test_train_command_end_to_end(tmp_path, capsys):

@@ -8,7 +8,7 @@ Sections (docs/training.md lists every key with the paper's values)::
                    num_workers
     [data]         the training data: kind = "dpdd" | "triplets" | "synthetic", and its keys
     [data.recipe]  synthetic scenes (dpanet.training.scenes.SceneRecipe)
-    [validation]   every (epochs; 0 = never) and a data description like [data]
+    [validation]   every (epochs; 0 = never), select_on_test, and a data description like [data]
     [output]       dir, log_every (steps), checkpoint_every (epochs), tensorboard
 """
 
@@ -33,7 +33,7 @@ else:  # pragma: no cover - Python 3.10
 
 DATA_KINDS = ("dpdd", "triplets", "synthetic")
 LOSSES = ("charbonnier", "mse", "psnr")
-PRECISIONS = ("bf16", "fp32")
+PRECISIONS = ("fp32", "tf32", "bf16")
 
 
 class ConfigError(DPANetError):
@@ -75,8 +75,10 @@ class TrainSection:
     """0: off. Otherwise the weights that are validated and written to model.pt are an exponential
     moving average of the trained ones, updated after every step with this decay (0.999: about
     the last 1,000 steps), which smooths the noise of small batches."""
-    precision: str = "bf16"
-    """bf16: bfloat16 autocast (CPU and CUDA); fp32: none."""
+    precision: str = "fp32"
+    """fp32: IEEE float32, TensorFloat-32 off on CUDA (the release's GPU had none); tf32: float32
+    with TF32 allowed for CUDA convolutions and matrix products; bf16: bfloat16 autocast (CPU and
+    CUDA)."""
     seed: int = 0
     device: str = "auto"
     """auto (CUDA when available), cpu or cuda."""
@@ -113,6 +115,9 @@ class DataSection:
 class ValidationSection:
     every: int = 0
     data: DataSection | None = None
+    select_on_test: bool = False
+    """Allow a DPDD test split here: model-best.pt is then chosen on the test set, as the release
+    chose its checkpoint (its test score is optimistic). Without it a test split is refused."""
 
 
 @dataclass(frozen=True)
@@ -204,6 +209,19 @@ def _check(config: TrainConfig) -> None:
         if config.validation.data is None:
             raise ConfigError("[validation] every > 0 needs a data description (kind, root, ...)")
         _check_data(config.validation.data, "validation")
+    _check_test_selection(config.validation)
+
+
+def _check_test_selection(validation: ValidationSection) -> None:
+    data = validation.data
+    on_test = data is not None and data.kind == "dpdd" and data.split == "test"
+    if on_test and not validation.select_on_test:
+        raise ConfigError(
+            "[validation] split = \"test\" would choose model-best.pt on the test set (the release's "
+            "choice, an optimistic score): set select_on_test = true to do so, or validate on val"
+        )
+    if validation.select_on_test and not on_test:
+        raise ConfigError('[validation] select_on_test = true needs kind = "dpdd" and split = "test"')
 
 
 def parse_config(text: str, name: str = "config") -> TrainConfig:
@@ -221,12 +239,15 @@ def parse_config(text: str, name: str = "config") -> TrainConfig:
     every = validation.pop("every", 0)
     if not isinstance(every, int) or every < 0:
         raise ConfigError("[validation] every: a non-negative number of epochs")
+    select_on_test = validation.pop("select_on_test", False)
+    if not isinstance(select_on_test, bool):
+        raise ConfigError(f"[validation] select_on_test: expected bool, got {select_on_test!r}")
     config = TrainConfig(
         model=_section(ModelSection, doc.get("model", {}), "model"),
         train=_section(TrainSection, doc.get("train", {}), "train"),
         data=_section(DataSection, doc["data"], "data"),
         validation=ValidationSection(
-            every, _section(DataSection, validation, "validation") if validation else None
+            every, _section(DataSection, validation, "validation") if validation else None, select_on_test
         ),
         output=_section(OutputSection, doc.get("output", {}), "output"),
         source=text,

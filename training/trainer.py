@@ -6,6 +6,8 @@ averages gradients, and only rank 0 logs, validates and writes files. Files in `
 
 - ``training-state.pt``: network, optimizer, LR schedule, epoch and history (``--resume``);
 - ``model.pt``: the network in our checkpoint format, with the command, configuration and scores;
+- ``model-best.pt``: the same for the epoch with the best validation PSNR so far (written when
+  that improves; the release kept its best checkpoint too, chosen on the test set);
 - ``history.jsonl``: one line per epoch (loss, learning rate, validation scores, seconds);
 - ``tensorboard/``: TensorBoard logs (loss per logged step, epoch scalars).
 
@@ -42,6 +44,7 @@ from dpanet.training.data import (
     list_dpdd,
     list_triplets,
 )
+from dpanet.training.inference import float32_mode
 from dpanet.training.initialisation import initialise
 from dpanet.training.losses import charbonnier, mse, psnr_loss
 from dpanet.training.metrics import scores
@@ -51,6 +54,7 @@ from dpanet.training.train_config import ConfigError, DataSection, TrainConfig
 STATE_FORMAT = "dpanet-training-state"
 STATE_FILE = "training-state.pt"
 MODEL_FILE = "model.pt"
+BEST_FILE = "model-best.pt"
 HISTORY_FILE = "history.jsonl"
 
 
@@ -221,9 +225,8 @@ class Trainer:
         if self.context.is_main and state.get("config") != self.config.source:
             log(f"note: {path} was saved with a different configuration; going on with this one")
 
-    def save(self) -> None:
-        atomic_torch_save(self.state_dict(), self.out / STATE_FILE)
-        metadata = {
+    def _metadata(self) -> dict:
+        return {
             "trained_with": self.command,
             "config": self.config.source,
             "epochs": self.epoch,
@@ -232,7 +235,19 @@ class Trainer:
             "history": self.history,
             "torch": str(torch.__version__),
         }
-        save_checkpoint(self.out / MODEL_FILE, self.result, self.config.model.channel_order, metadata)
+
+    def save(self) -> None:
+        atomic_torch_save(self.state_dict(), self.out / STATE_FILE)
+        save_checkpoint(self.out / MODEL_FILE, self.result, self.config.model.channel_order, self._metadata())
+
+    def best_psnr(self) -> float:
+        """The best validation PSNR in the history (-inf before any validation)."""
+        return max((r["val_psnr"] for r in self.history if "val_psnr" in r), default=-math.inf)
+
+    def save_best(self) -> None:
+        """model-best.pt: the network after the last epoch of the history, its best so far."""
+        metadata = {**self._metadata(), "selected_on": dataclasses.asdict(self.config.validation.data)}
+        save_checkpoint(self.out / BEST_FILE, self.result, self.config.model.channel_order, metadata)
 
     # --- the loop -----------------------------------------------------------------------------------
 
@@ -277,21 +292,26 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             write_text_atomic(self.out / "config.toml", config.source)
         try:
-            for epoch in range(self.epoch, t.epochs):
-                sampler.set_epoch(epoch)
-                dataset.set_epoch(epoch)
-                record = self._train_epoch(epoch, loader, writer)
-                if val_set is not None and ((epoch + 1) % val_every == 0 or epoch + 1 == t.epochs):
+            with float32_mode("tf32" if t.precision == "tf32" else "ieee"):
+                for epoch in range(self.epoch, t.epochs):
+                    sampler.set_epoch(epoch)
+                    dataset.set_epoch(epoch)
+                    record = self._train_epoch(epoch, loader, writer)
+                    best = self.best_psnr()
+                    if val_set is not None and ((epoch + 1) % val_every == 0 or epoch + 1 == t.epochs):
+                        if main:
+                            record.update({f"val_{k}": v for k, v in self.validate(val_set).items()})
+                        distributed.barrier(self.context)
+                    self.epoch = epoch + 1
+                    self.history.append(record)
                     if main:
-                        record.update({f"val_{k}": v for k, v in self.validate(val_set).items()})
+                        self._report(record, writer)
+                        if record.get("val_psnr", -math.inf) > best:
+                            self.save_best()
+                            log(f"validation PSNR {record['val_psnr']:.3f} dB, the best so far: {BEST_FILE}")
+                        if self.epoch % config.output.checkpoint_every == 0 or self.epoch == t.epochs:
+                            self.save()
                     distributed.barrier(self.context)
-                self.epoch = epoch + 1
-                self.history.append(record)
-                if main:
-                    self._report(record, writer)
-                    if self.epoch % config.output.checkpoint_every == 0 or self.epoch == t.epochs:
-                        self.save()
-                distributed.barrier(self.context)
         finally:
             if writer is not None:
                 writer.close()
