@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,6 +18,8 @@ from dpanet.training.distributed import Context
 from dpanet.training.model import DPANet, DPANetConfig
 from dpanet.training.train_config import LOSSES, ConfigError, load_config, parse_config
 from dpanet.training.trainer import BEST_FILE, MODEL_FILE, STATE_FILE, Trainer, build_dataset
+
+from fake_data import make_dpdd
 
 CPU = Context(rank=0, world_size=1, device=torch.device("cpu"))
 
@@ -147,6 +150,23 @@ patch = 0
     on_val = on_test.replace('"test"', '"val"') + "select_on_test = true\n"
     with pytest.raises(ConfigError, match="select_on_test = true needs"):
         parse_config(tiny_config(tmp_path, extra=on_val))
+
+
+def test_validation_on_eight_bit_data_scores_the_truncated_output(tmp_path):
+    from dpanet.training.data import PairDataset, center_crop, list_dpdd
+    from dpanet.training.metrics import scores
+
+    make_dpdd(tmp_path / "dpdd", "val", count=2, size=(16, 24))
+    dataset = PairDataset(list_dpdd(tmp_path / "dpdd", "val"), center_crop(None), eight_bit=True)
+    trainer = Trainer(parse_config(tiny_config(tmp_path / "run")), CPU)
+    psnrs = []
+    for i in range(2):
+        item = dataset[i]
+        with torch.no_grad():
+            output = trainer.model.eval()(item["left"][None], item["right"][None])[0]
+        truncated = np.uint8(output.numpy().transpose(1, 2, 0) * 255) / 255.0  # the release's test code
+        psnrs.append(scores(truncated, item["target"].numpy().transpose(1, 2, 0)).psnr)
+    assert trainer.validate(dataset)["psnr"] == pytest.approx(np.mean(psnrs), rel=1e-6)
 
 
 def test_model_best_holds_the_epoch_with_the_best_validation_psnr(tmp_path, monkeypatch):
@@ -361,6 +381,25 @@ def test_demo_stages_chain_each_from_the_previous_output():
         assert after.model.init_from == f"{before.output.dir}/{MODEL_FILE}"
         assert after.data.seed not in {s.data.seed for s in stages[:i]}
         assert after.model.network_config() == before.model.network_config()
+
+
+def test_paper_stages_chain_and_follow_the_release():
+    mse, charbonnier = (load_config(CONFIGS / f"{name}.toml") for name in ("dpdd-paper-mse", "dpdd-paper"))
+    assert not mse.model.init_from and mse.model.init == "release"
+    assert charbonnier.model.init_from == f"{mse.output.dir}/{BEST_FILE}"
+    assert (mse.train.loss, mse.train.epochs) == ("mse", 300)
+    assert (charbonnier.train.loss, charbonnier.train.charbonnier_eps, charbonnier.train.epochs) == (
+        "charbonnier",
+        1e-3,
+        150,
+    )
+    for stage in (mse, charbonnier):
+        t = stage.train
+        assert (t.lr, t.lr_step_epochs, t.lr_gamma, t.batch_size, t.precision) == (2e-5, 60, 0.5, 4, "fp32")
+        assert stage.model.network_config() == DPANetConfig() and stage.model.channel_order == "BGR"
+        assert (stage.data.augment, stage.data.patch, stage.data.eight_bit) == ("release", 512, True)
+        assert stage.validation.every == 1 and stage.validation.data.split == "val"
+        assert stage.validation.data.eight_bit and not stage.validation.select_on_test
 
 
 def test_bundled_demo_model_was_trained_with_the_last_stage_keys():

@@ -217,7 +217,7 @@ def _check_test_selection(validation: ValidationSection) -> None:
     on_test = data is not None and data.kind == "dpdd" and data.split == "test"
     if on_test and not validation.select_on_test:
         raise ConfigError(
-            "[validation] split = \"test\" would choose model-best.pt on the test set (the release's "
+            '[validation] split = "test" would choose model-best.pt on the test set (the release\'s '
             "choice, an optimistic score): set select_on_test = true to do so, or validate on val"
         )
     if validation.select_on_test and not on_test:

@@ -44,6 +44,7 @@ from dpanet.training.data import (
     list_dpdd,
     list_triplets,
 )
+from dpanet.training.evaluation import quantise
 from dpanet.training.inference import float32_mode
 from dpanet.training.initialisation import initialise
 from dpanet.training.losses import charbonnier, mse, psnr_loss
@@ -176,14 +177,18 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self, dataset) -> dict[str, float]:
-        """Mean PSNR / SSIM of the network (float32) and of the combined input on a dataset."""
+        """Mean PSNR / SSIM of the network (float32) and of the combined input on a dataset. Data
+        read as 8-bit (``eight_bit``) is scored under the release protocol: the output truncated to
+        8 bits, as the release's test code (where it chose its checkpoint) does."""
         network = self.result.eval()
+        release = getattr(dataset, "eight_bit", False)
         rows = []
         for i in range(len(dataset)):
             item = dataset[i]
             output = network(item["left"][None].to(self.device), item["right"][None].to(self.device))
             target = _tensor_image(item["target"])
-            net = scores(np.clip(_tensor_image(output[0]), 0, 1), target)
+            output = np.clip(_tensor_image(output[0]), 0, 1)
+            net = scores(quantise(output, 8, "release") if release else output, target)
             blurry = scores(_tensor_image(item["combined"]), target)
             rows.append((net.psnr, net.ssim, blurry.psnr, blurry.ssim))
         means = np.mean(rows, axis=0).tolist()  # Python floats: checkpoints load weights-only
