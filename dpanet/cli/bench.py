@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dpanet.cli.options import check_multiple, parse_size
 from dpanet.errors import DPANetError
 
 
@@ -29,6 +30,20 @@ def add_parser(subparsers) -> None:
                    help="sizes (default: 256x256 1120x1680)")  # fmt: skip
     e.add_argument("--repeats", type=int, default=1, help="timed runs per size and backend (default: 1)")
     e.set_defaults(run=run_export)
+    t = targets.add_parser(
+        "train",
+        help="seconds per training step, float32 and bfloat16, and the paper recipe's hours at that rate",
+    )
+    t.add_argument("--width", type=int, default=64, help="base width (default: 64, the release)")
+    t.add_argument("--batch", type=int, default=1, help="patches per step (default: 1)")
+    t.add_argument(
+        "--size", type=parse_size, default=(512, 512), metavar="HxW", help="patch size (default: 512x512)"
+    )
+    t.add_argument("--steps", type=int, default=2, help="timed steps per precision (default: 2)")
+    t.add_argument(
+        "--threads", type=int, default=0, help="torch CPU threads (default: 0, torch's default: all cores)"
+    )
+    t.set_defaults(run=run_train)
     o = targets.add_parser(
         "ops",
         help="C++/CUDA correlation and DCN vs ONNX Runtime and the PyTorch ops at DPANet's shapes",
@@ -80,6 +95,19 @@ def run_export(args: argparse.Namespace) -> int:
             checkpoint = Path(folder) / "dpanet-random.pt"
             save_checkpoint(checkpoint, DPANet(), "BGR", {"note": "random weights for benchmarking"})
         print(run_export_benchmark(checkpoint, sizes, args.repeats))
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from dpanet.training.step_benchmark import run_step_benchmark
+
+    if args.width < 1 or args.batch < 1 or args.steps < 1 or args.threads < 0:
+        raise DPANetError("--width, --batch and --steps must be positive, --threads non-negative")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    print(run_step_benchmark(args.width, args.batch, check_multiple("--size", args.size), args.steps))
     return 0
 
 
