@@ -107,28 +107,32 @@ def prepare_patches(
     root: str | Path, out: str | Path, splits: Iterable[str], patch: tuple[int, int], progress: bool = True
 ) -> dict[str, int]:
     """Cut the patches of each DPDD split of ``root`` into ``out`` (renamed DPDD layout); returns
-    the number of patches per split. Every split is built in a temporary folder inside ``out`` and
-    moved into place when complete; existing split folders are refused before any work."""
+    the number of patches per split. Existing split folders are refused before any work; all
+    splits are built in a temporary folder inside ``out`` and moved into place once all are
+    complete, so a failure or an interruption leaves nothing behind."""
     root, out = Path(root), Path(out)
     splits = list(dict.fromkeys(splits))
     scenes = {split: list_dpdd(root, split) for split in splits}
-    for split in splits:
-        for folder in dpdd_folders(out, split).values():
-            if folder.parent.exists():
-                raise DPANetError(f"{folder.parent}: already exists; remove it or choose another --out")
+    outputs = sorted({f.parent.name for split in splits for f in dpdd_folders(out, split).values()})
+    for name in outputs:
+        if (out / name).exists():
+            raise DPANetError(f"{out / name}: already exists; remove it or choose another --out")
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=".prepare-patches-", dir=out))
     except OSError as exc:
         raise DPANetError(f"--out {out}: {exc.strerror}") from None
-    counts = {}
-    for split in splits:
-        work = Path(tempfile.mkdtemp(prefix=f".prepare-{split}-", dir=out))
-        try:
-            counts[split] = _write_split(scenes[split], work, split, patch, progress)
-            for folder in sorted({f.parent.name for f in dpdd_folders(work, split).values()}):
-                (work / folder).rename(out / folder)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+    try:
+        counts = {split: _write_split(scenes[split], work, split, patch, progress) for split in splits}
+        for name in outputs:
+            (work / name).rename(out / name)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        if created:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    work.rmdir()
     return counts
 
 
@@ -139,7 +143,11 @@ def _write_split(scenes, work: Path, split: str, patch: tuple[int, int], progres
     count = 0
     for scene in tqdm(scenes, desc=f"patches ({split})", unit="frame", disable=not progress or None):
         images, bit_depth = load_integers(scene)
-        for y, x in frame_patches(images, patch, split):
+        try:
+            corners = frame_patches(images, patch, split)
+        except DPANetError as exc:
+            raise DPANetError(f"{scene.target}: {exc}") from None
+        for y, x in corners:
             name = f"{count:05d}.png"
             for role in VIEWS:
                 crop = images[role][y : y + patch[0], x : x + patch[1]]
