@@ -13,6 +13,7 @@ from dpanet.training.data import (
     PairDataset,
     SyntheticDPDataset,
     center_crop,
+    dpdd_folders,
     list_dpdd,
     list_triplets,
     load_scene,
@@ -57,6 +58,23 @@ def test_dpdd_layout_errors(tmp_path):
         list_dpdd(tmp_path, "holdout")
     make_dpdd(tmp_path, "val", count=1)
     with pytest.raises(DatasetError, match="not the DPDD layout, missing folder"):
+        list_dpdd(tmp_path, "test")
+
+
+def test_dpdd_own_naming_errors_name_the_problem(tmp_path):
+    folders = dpdd_folders(tmp_path, "test")
+    for folder in folders.values():
+        folder.mkdir(parents=True)
+    for i, (source, target) in enumerate((("A0010", "A0011"), ("A0012", "A0013"))):
+        write_image(folders["combined"] / f"{source}.png", random_image(i, 8, 8), 16)
+        write_image(folders["target"] / f"{target}.png", random_image(i + 1, 8, 8), 16)
+        write_image(folders["left"] / f"{source}_L.png", random_image(i + 2, 8, 8), 16)
+        if i == 0:
+            write_image(folders["right"] / f"{source}_R.png", random_image(i + 3, 8, 8), 16)
+    with pytest.raises(DatasetError, match=r"1 file\(s\) missing: test_r/source/A0012_R.png"):
+        list_dpdd(tmp_path, "test")
+    (folders["target"] / "A0013.png").unlink()
+    with pytest.raises(DatasetError, match="2 source image.* but 1 all-in-focus image.* sorted order"):
         list_dpdd(tmp_path, "test")
 
 

@@ -7,6 +7,8 @@
       ROOT/{train,val,test}_l/source/NAME.png   left view
       ROOT/{train,val,test}_r/source/NAME.png   right view
 
+  as the release renamed it, or DPDD's own naming (``NAME_L.png``, ``NAME_R.png`` views, the
+  all-in-focus image under its own name): :func:`list_dpdd`.
 - **Triplets**: any folder of ``NAME_L.ext`` and ``NAME_R.ext`` (ext png/tif/tiff/jpg/jpeg), with
   ``NAME_S.ext`` (sharp) needed for training and ``NAME_C.ext`` (combined) optional; without it the
   combined image is the mean of the two views.
