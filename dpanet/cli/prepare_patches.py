@@ -15,7 +15,7 @@ def add_parser(subparsers) -> None:
         help="cut DPDD frames into the release's 512 x 512 training patches",
         description="Reproduce DPDNet's image_to_patch_filter.py, whose patches the release trained "
         "on: a stride grid with edge patches (overlap 0.6 for train, 0.01 for val) and, for the "
-        "training split, the 30%% least sharp patches of each frame dropped (Sobel energy of the "
+        "training split, the 30% least sharp patches of each frame dropped (Sobel energy of the "
         "all-in-focus image at kernel sizes 3, 7, 11, 15). Reads DPDD's own naming (NAME_L / NAME_R "
         "views) or the renamed one; writes OUT/{split}_c/{source,target}, OUT/{split}_l/source, "
         "OUT/{split}_r/source with one name per patch (00000.png, ...) at the files' bit depth "
