@@ -70,8 +70,7 @@ class TrainSection:
     loss: str = "charbonnier"
     charbonnier_eps: float = 1e-3
     mse_pretrain_epochs: int = 0
-    """This many first epochs use MSE, the rest ``loss``, on one schedule (the release ran its MSE
-    stage as a separate run, with Adam and the schedule restarted after it: the paper configs)."""
+    """The release's MSE pre-training: this many first epochs use MSE, the rest ``loss``."""
     ema_decay: float = 0.0
     """0: off. Otherwise the weights that are validated and written to model.pt are an exponential
     moving average of the trained ones, updated after every step with this decay (0.999: about
