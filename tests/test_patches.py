@@ -148,3 +148,40 @@ def test_prepare_patches_writes_dpdnets_patches(dpdd_own_naming, tmp_path, capsy
     assert main([*big, "--split", "train"]) == 1  # frames of 72 x 72: found after work began
     assert "1P0A0011.png: a 72 x 72 frame is smaller than the 80 x 80 patch" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()  # nothing left behind
+
+
+def test_an_epoch_is_one_pass_over_the_prepared_patches(dpdd_own_naming, tmp_path):
+    """As the release trains: 8-bit reads of the patches, its augmentation, batch 4, every patch
+    once per epoch (DPDD: 7,000 patches, 1,750 steps)."""
+    import torch
+
+    from dpanet.training.distributed import Context
+    from dpanet.training.train_config import parse_config
+    from dpanet.training.trainer import Trainer, build_dataset
+
+    out = tmp_path / "patches"
+    assert main(["prepare-patches", "--data", str(dpdd_own_naming), "--out", str(out), "--split", "train",
+                 "--patch", "32"]) == 0  # fmt: skip
+    count = len(list_dpdd(out, "train"))
+    text = f"""
+[model]
+width = 2
+[train]
+batch_size = 4
+[data]
+kind = "dpdd"
+root = "{out.as_posix()}"
+augment = "release"
+patch = 32
+eight_bit = true
+[output]
+dir = "{(tmp_path / "run").as_posix()}"
+tensorboard = false
+"""
+    config = parse_config(text)
+    trainer = Trainer(config, Context(rank=0, world_size=1, device=torch.device("cpu")))
+    dataset = build_dataset(config.data, "BGR")
+    loader, _ = trainer._loader(dataset)
+    assert len(dataset) == count and len(loader) == count // 4
+    item = dataset[0]
+    assert item["left"].shape == (3, 32, 32)
