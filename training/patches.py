@@ -34,7 +34,7 @@ from dpanet.errors import DPANetError
 from dpanet.runtime.images import write_image
 from dpanet.training.data import VIEWS, dpdd_folders, list_dpdd, load_integers
 
-OVERLAP = {"train": 0.6, "val": 0.01, "test": 0.01}
+OVERLAP = {"train": 0.6, "val": 0.01}
 """DPDNet's patch overlap per split (it cuts no test patches: the test runs on full frames)."""
 SOBEL_SIZES = (3, 7, 11, 15)
 DROP_RATIO = 0.3
