@@ -112,6 +112,9 @@ def prepare_patches(
     complete, so a failure or an interruption leaves nothing behind."""
     root, out = Path(root), Path(out)
     splits = list(dict.fromkeys(splits))
+    unknown = [split for split in splits if split not in OVERLAP]
+    if unknown:
+        raise DPANetError(f"no patches for split(s) {', '.join(unknown)} (DPDNet cuts {', '.join(OVERLAP)})")
     scenes = {split: list_dpdd(root, split) for split in splits}
     outputs = sorted({f.parent.name for split in splits for f in dpdd_folders(out, split).values()})
     for name in outputs:
