@@ -79,7 +79,7 @@ def test_cli_reports_a_bad_release_file_in_one_line(tmp_path, capsys):
     source.write_bytes(b"not a checkpoint")
     assert main(["convert-official", str(source), str(tmp_path / "ours.pt")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "cannot be read as a weights-only torch checkpoint" in err[0]
+    assert len(err) == 1 and "final.pth: not a PyTorch checkpoint" in err[0]
     assert list(tmp_path.iterdir()) == [source]
 
 
