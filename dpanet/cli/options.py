@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from dpanet.errors import DPANetError
 
@@ -27,3 +28,25 @@ def check_multiple(option: str, size: tuple[int, int], multiple: int = 8) -> tup
     if h % multiple or w % multiple:
         raise DPANetError(f"{option} {h}x{w}: height and width must be multiples of {multiple}")
     return size
+
+
+def positive_int(text: str) -> int:
+    """An option that counts something (threads, scenes, channels): 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """A finite number above 0 (``nan`` and ``inf`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text!r}")
+    return value
