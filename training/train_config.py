@@ -15,6 +15,8 @@ Sections (docs/training.md lists every key with the paper's values)::
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +156,8 @@ def _section(cls, table: Any, where: str):
             value = float(value)
         elif default is not dataclasses.MISSING and not isinstance(value, type(default)):
             raise ConfigError(f"[{where}] {name}: expected {type(default).__name__}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"[{where}] {name}: {value} is not a finite number")
         values[name] = value
     return cls(**values)
 
@@ -195,6 +199,16 @@ def _check(config: TrainConfig) -> None:
         raise ConfigError("[train] epochs, batch_size, lr and lr_step_epochs must be positive")
     if not 0 <= t.ema_decay < 1:
         raise ConfigError(f"[train] ema_decay: {t.ema_decay} is not in [0, 1)")
+    if not 0 < t.lr_gamma <= 1 or t.charbonnier_eps <= 0:
+        raise ConfigError("[train] lr_gamma must be in (0, 1] and charbonnier_eps positive")
+    for name in ("threads", "num_workers", "seed", "mse_pretrain_epochs"):
+        if getattr(t, name) < 0:
+            raise ConfigError(f"[train] {name}: {getattr(t, name)} is negative")
+    o = config.output
+    if not o.dir or o.log_every < 1 or o.checkpoint_every < 1:
+        raise ConfigError("[output] dir must be given, log_every and checkpoint_every at least 1")
+    if m.init_from and not Path(m.init_from).is_file():
+        raise ConfigError(f"[model] init_from: {m.init_from}: no such file")
     _check_data(config.data, "data")
     if config.validation.every:
         if config.validation.data is None:
@@ -229,6 +243,18 @@ def parse_config(text: str, name: str = "config") -> TrainConfig:
     )
     _check(config)
     return config
+
+
+def check_output_dir(config: TrainConfig) -> Path:
+    """Raise :class:`ConfigError` unless ``[output] dir`` is, or can be made, a writable folder. A
+    relative dir is relative to the working folder, like every path a user types (docs/training.md)."""
+    out = Path(config.output.dir)
+    existing = next(p for p in (out, *out.parents) if p.exists())  # '.' or '/' at the latest
+    if not existing.is_dir():
+        raise ConfigError(f"[output] dir {out}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"[output] dir {out}: folder {existing} is not writable")
+    return out
 
 
 def load_config(path: str | Path) -> TrainConfig:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 
 from dpanet.errors import DPANetError
 
@@ -30,15 +31,31 @@ def check_multiple(option: str, size: tuple[int, int], multiple: int = 8) -> tup
     return size
 
 
-def positive_int(text: str) -> int:
-    """An option that counts something (threads, scenes, channels): 1 or more."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
-    return value
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An option type for whole numbers of at least ``minimum`` (threads, scenes, seeds)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = at_least(1)
+non_negative_int = at_least(0)
+
+
+def check_square(option: str, size: tuple[int, int]) -> int:
+    """The side of a square ``size``; raise :class:`DPANetError` for another shape."""
+    h, w = size
+    if h != w:
+        raise DPANetError(f"{option} {h}x{w}: this command renders square images (give one number, or HxH)")
+    return h
 
 
 def positive_float(text: str) -> float:

@@ -12,7 +12,9 @@ def add_parser(subparsers) -> None:
         "train",
         help="train DPANet from a configuration file",
         description="Train DPANet as a TOML configuration describes (docs/training.md). For several "
-        "GPUs or processes: torchrun --nproc_per_node N -m dpanet train --config FILE.",
+        "GPUs or processes: torchrun --nproc_per_node N -m dpanet train --config FILE. The whole "
+        "configuration is checked before any work; [output] dir, if relative, is relative to the "
+        "working folder, and the files in it are replaced.",
     )
     p.add_argument("--config", required=True, type=Path, help="training configuration (.toml)")
     p.add_argument("--resume", action="store_true", help="continue from the output folder's training state")
@@ -20,10 +22,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpanet.training.train_config import load_config
+    from dpanet.training.train_config import check_output_dir, load_config
     from dpanet.training.trainer import train
 
     config = load_config(args.config)
+    check_output_dir(config)
     command = shlex.join(
         ["dpanet", "train", "--config", str(args.config), *(["--resume"] if args.resume else [])]
     )
