@@ -56,9 +56,7 @@ class ExportOptions:
         if not MIN_OPSET <= self.opset <= newest:
             raise DPANetError(f"opset must be between {MIN_OPSET} and {newest}, got {self.opset}")
         if (self.height is None) != (self.width is None):
-            raise DPANetError(
-                "give both --height and --width for a static model, or neither for a dynamic one"
-            )
+            raise DPANetError("give both height and width for a static model, or neither for a dynamic one")
         if not self.dynamic and (
             self.height <= 0 or self.width <= 0 or self.height % SIZE_MULTIPLE or self.width % SIZE_MULTIPLE
         ):
