@@ -89,7 +89,7 @@ def _nan_weights(tmp_path, checkpoint):
             "non-finite weights",
             "nan.pt: non-finite weights (NaN or Inf) in 2 tensor(s): head.0.weight, head.2.bias",
         ),
-        ("non-finite output", "the image has NaN or Inf values"),
+        ("non-finite output", "the network's output has NaN or Inf values; nothing written"),
         ("output is the left view", "l.png: is an input of this command; refusing to write over it"),
         ("output links to the right view", "link.png: is an input of this command"),
     ],
@@ -122,17 +122,19 @@ def test_convert_official_refuses_writing_over_its_source(tmp_path, capfd):
     assert source.read_bytes() == before
 
 
-def _release_state_with_nan() -> dict:
+def _release_state(nan: bool = False) -> dict:
+    """Release-named zeros of the full network (``nan``: one Inf in out.2.bias)."""
     with torch.device("meta"):
         shapes = {k: v.shape for k, v in DPANet(DPANetConfig()).state_dict().items()}
     state = {f"module.{ours_to_official(k)}": torch.zeros(shape) for k, shape in shapes.items()}
-    state["module.out.2.bias"][1] = float("inf")
+    if nan:
+        state["module.out.2.bias"][1] = float("inf")
     return {"G_state_dict": state}
 
 
 def test_convert_official_refuses_non_finite_weights_naming_the_tensor(tmp_path, capfd):
     source = tmp_path / "final.pth"
-    torch.save(_release_state_with_nan(), source)
+    torch.save(_release_state(nan=True), source)
     code, lines = run(capfd, "convert-official", source, tmp_path / "ours.pt")
     assert_one_line(code, lines, "final.pth: non-finite weights (NaN or Inf) in 1 tensor(s): out.2.bias")
     no_leftovers(tmp_path, "final.pth")
@@ -148,6 +150,9 @@ def test_replaced_outputs_keep_their_mode_and_links(tmp_path, checkpoint, capfd,
             exporter, "export_model", lambda *a, **k: helper.make_model(helper.make_graph([], "g", [], []))
         )
     left, right = _png_pair(tmp_path)
+    release = tmp_path / "final.pth"
+    if writer == "convert-official":
+        torch.save(_release_state(), release)
     suffix = {"deblur": ".png", "convert-official": ".pt", "export": ".onnx"}[writer]
     target = tmp_path / f"target{suffix}"
     target.write_bytes(b"old")
@@ -155,20 +160,18 @@ def test_replaced_outputs_keep_their_mode_and_links(tmp_path, checkpoint, capfd,
     link = tmp_path / f"link{suffix}"
     link.symlink_to(target)
     for out in (target, link):
+        target.write_bytes(b"old")
         argv = {
             "deblur": ["deblur", "-l", left, "-r", right, "-o", out, "--checkpoint", checkpoint],
-            "convert-official": ["convert-official", checkpoint, out],
+            "convert-official": ["convert-official", release, out],
             "export": ["export", "--checkpoint", checkpoint, "-o", out],
         }[writer]
-        if writer == "convert-official":  # our own file is refused: that is the point of this check
-            assert_one_line(*run(capfd, *argv), "already converted")
-            continue
-        code, _ = run(capfd, *argv)
-        assert code == 0
+        assert run(capfd, *argv)[0] == 0
         assert link.is_symlink() and os.readlink(link) == str(target)
         assert target.read_bytes() != b"old"
         assert target.stat().st_mode & 0o777 == 0o600
-    no_leftovers(tmp_path, "l.png", "r.png", target.name, link.name)
+    sources = [release.name] if writer == "convert-official" else []
+    no_leftovers(tmp_path, "l.png", "r.png", target.name, link.name, *sources)
 
 
 def _onnx_model(tmp_path, inputs=("left", "right"), outputs=("output",), config="{}", channels=3) -> Path:
@@ -228,7 +231,7 @@ def _no_space(*args, **kwargs):
 @pytest.mark.parametrize("destination", ["folder", "missing folder", "full disk", "read-only"])
 def test_convert_official_destination_problems(tmp_path, checkpoint, capfd, monkeypatch, destination):
     source = tmp_path / "final.pth"
-    torch.save(_release_state_with_nan()["G_state_dict"] | {"module.out.2.bias": torch.zeros(3)}, source)
+    torch.save(_release_state(), source)
     target = tmp_path / "ours.pt"
     message = {
         "folder": "is a folder (give a file name)",
@@ -549,3 +552,31 @@ def test_interrupted_synth_leaves_no_scene_set(tmp_path, capfd, monkeypatch):
     (out / "notes.txt").write_text("mine")
     assert run(capfd, "synth", "--out", out, "--count", "3", "--size", "16")[0] == 130
     no_leftovers(out, "notes.txt")
+
+
+def test_failed_demo_leaves_no_output_folder(tmp_path, capfd):
+    left, right = _png_pair(tmp_path)
+    left.write_bytes(left.read_bytes()[:60])
+    out = tmp_path / "new" / "demo"
+    assert_one_line(*run(capfd, "demo", "-l", left, "-r", right, "--out", out), "l.png: cannot be decoded")
+    no_leftovers(tmp_path, "l.png", "r.png")
+
+
+def test_image_writer_refuses_non_finite_pixels(tmp_path):
+    from dpanet.errors import DPANetError
+    from dpanet.runtime.images import write_image
+
+    pixels = np.zeros((8, 8, 3), np.float32)
+    pixels[3, 4, 1] = np.inf
+    with pytest.raises(DPANetError, match="o.png: the image has NaN or Inf values"):
+        write_image(tmp_path / "o.png", pixels, 8)
+    no_leftovers(tmp_path)
+
+
+@ROOT_SKIP
+def test_train_refuses_a_read_only_output_folder(tmp_path, capfd, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("locked").mkdir(mode=0o500)
+    toml = '[data]\nkind = "synthetic"\ncount = 4\nsize = 16\n[output]\ndir = "locked/run"\n'
+    Path("c.toml").write_text(toml)
+    assert_one_line(*run(capfd, "train", "--config", "c.toml"), "folder locked is not writable")
