@@ -22,8 +22,6 @@ from dpanet.training.checkpoint import ours_to_official, save_checkpoint
 from dpanet.training.config import DPANetConfig
 from dpanet.training.model import DPANet
 
-ROOT_SKIP = pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
@@ -31,6 +29,28 @@ def checkpoint(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("ckpt") / "small.pt"
     save_checkpoint(path, DPANet(DPANetConfig(width=4)), "BGR")
     return path
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """Make a read-only folder. Root ignores permission bits, so for root ``os.access`` (what the
+    commands check before any work) answers for that folder as it would for a user."""
+
+    def make(folder: Path) -> Path:
+        folder.mkdir(mode=0o500)
+        if os.geteuid() == 0:
+            real = os.access
+            locked = folder.resolve()
+
+            def access(path, mode, **kwargs):
+                if mode & os.W_OK and Path(path).resolve() == locked:
+                    return False
+                return real(path, mode, **kwargs)
+
+            monkeypatch.setattr(os, "access", access)
+        return folder
+
+    return make
 
 
 def run(capfd, *argv) -> tuple[int, list[str]]:
@@ -229,7 +249,9 @@ def _no_space(*args, **kwargs):
 
 
 @pytest.mark.parametrize("destination", ["folder", "missing folder", "full disk", "read-only"])
-def test_convert_official_destination_problems(tmp_path, checkpoint, capfd, monkeypatch, destination):
+def test_convert_official_destination_problems(
+    tmp_path, checkpoint, capfd, monkeypatch, read_only, destination
+):
     source = tmp_path / "final.pth"
     torch.save(_release_state(), source)
     target = tmp_path / "ours.pt"
@@ -246,10 +268,7 @@ def test_convert_official_destination_problems(tmp_path, checkpoint, capfd, monk
     if destination == "full disk":
         monkeypatch.setattr(pathlib.Path, "write_bytes", _no_space)
     if destination == "read-only":
-        if os.geteuid() == 0:
-            pytest.skip("root writes into read-only folders")
-        target = tmp_path / "locked" / "ours.pt"
-        target.parent.mkdir(mode=0o500)
+        target = read_only(tmp_path / "locked") / "ours.pt"
     assert_one_line(*run(capfd, "convert-official", source, target), message)
     assert not target.is_file()
     assert not [p for p in tmp_path.rglob(".*")], "temporary file left behind"
@@ -302,10 +321,8 @@ def test_synth_bad_options_and_outputs(tmp_path, capfd, monkeypatch, args, messa
     no_leftovers(tmp_path, *(["set"] if args == "file" else []))  # no empty folders either
 
 
-@ROOT_SKIP
-def test_synth_into_a_read_only_folder(tmp_path, capfd):
-    tmp_path.joinpath("locked").mkdir(mode=0o500)
-    lines = run(capfd, "synth", "--out", tmp_path / "locked", "--count", "1", "--size", "16")
+def test_synth_into_a_read_only_folder(tmp_path, capfd, read_only):
+    lines = run(capfd, "synth", "--out", read_only(tmp_path / "locked"), "--count", "1", "--size", "16")
     assert_one_line(*lines, "is not writable")
 
 
@@ -573,10 +590,9 @@ def test_image_writer_refuses_non_finite_pixels(tmp_path):
     no_leftovers(tmp_path)
 
 
-@ROOT_SKIP
-def test_train_refuses_a_read_only_output_folder(tmp_path, capfd, monkeypatch):
+def test_train_refuses_a_read_only_output_folder(tmp_path, capfd, monkeypatch, read_only):
     monkeypatch.chdir(tmp_path)
-    Path("locked").mkdir(mode=0o500)
+    read_only(tmp_path / "locked")
     toml = '[data]\nkind = "synthetic"\ncount = 4\nsize = 16\n[output]\ndir = "locked/run"\n'
     Path("c.toml").write_text(toml)
     assert_one_line(*run(capfd, "train", "--config", "c.toml"), "folder locked is not writable")
