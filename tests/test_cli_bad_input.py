@@ -18,17 +18,9 @@ import torch
 from onnx import TensorProto, helper
 
 from dpanet.cli import main
-from dpanet.training.checkpoint import ours_to_official, save_checkpoint
+from dpanet.training.checkpoint import ours_to_official
 from dpanet.training.config import DPANetConfig
 from dpanet.training.model import DPANet
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "small.pt"
-    save_checkpoint(path, DPANet(DPANetConfig(width=4)), "BGR")
-    return path
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dpanet.cli.options import check_multiple, parse_size, positive_int
+from dpanet.cli.options import add_size_option, check_multiple, parse_size, positive_int
 from dpanet.errors import DPANetError
 
 
@@ -13,9 +13,7 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("bench", help="benchmarks (tables with peers measured in the same run)")
     targets = p.add_subparsers(dest="target", required=True, metavar="TARGET")
     m = targets.add_parser("model", help="forward latency of DPANet on the CPU, float32 and bfloat16")
-    m.add_argument(
-        "--size", type=parse_size, default=(256, 256), metavar="HxW", help="input size (default: 256x256)"
-    )
+    add_size_option(m, "input size", (256, 256))
     m.add_argument("--width", type=positive_int, default=64, help="base width (default: 64, the release)")
     m.add_argument(
         "--repeats", type=positive_int, default=3, help="timed forwards per precision (default: 3)"

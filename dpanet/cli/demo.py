@@ -6,7 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
-from dpanet.cli.options import check_multiple, check_square, parse_size
+from dpanet.cli.options import add_size_option, check_multiple, check_square
 from dpanet.errors import DPANetError
 
 OUTPUTS = ("combined.png", "deblurred.png", "side_by_side.png")
@@ -25,13 +25,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--left", "-l", type=Path, help="your left view (with --right)")
     p.add_argument("--right", "-r", type=Path, help="your right view (with --left)")
     p.add_argument("--checkpoint", type=Path, help="our checkpoint (default: the bundled demo model)")
-    p.add_argument(
-        "--size",
-        type=parse_size,
-        default=(512, 512),
-        metavar="HxW",
-        help="synthetic pair size, square, multiples of 8 (default: 512x512)",
-    )
+    add_size_option(p, "synthetic pair size, square, multiples of 8", (512, 512))
     p.add_argument(
         "--out", type=Path, default=Path("dpanet-demo"), help="output folder (default: dpanet-demo)"
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dpanet.cli.options import check_multiple, parse_size
+from dpanet.cli.options import add_size_option, check_multiple
 
 
 def add_parser(subparsers) -> None:
@@ -23,9 +23,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--flavor", choices=["plugin", "portable"], default="plugin", help="default: plugin")
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32", help="default: fp32")
     p.add_argument("--opset", type=int, default=19, help="ONNX opset (default: 19)")
-    p.add_argument(
-        "--size", type=parse_size, metavar="HxW", help="static size, multiples of 8 (default: dynamic)"
-    )
+    add_size_option(p, "static size, multiples of 8", None, shown="dynamic")
     p.set_defaults(run=run)
 
 

@@ -23,6 +23,16 @@ def parse_size(text: str) -> tuple[int, int]:
     return values[0], values[1]
 
 
+def add_size_option(
+    parser: argparse.ArgumentParser, purpose: str, default: tuple[int, int] | None, shown: str = ""
+) -> None:
+    """Add ``--size HxW`` to ``parser``; its help is ``purpose`` and the default (``shown`` if given)."""
+    shown = shown or f"{default[0]}x{default[1]}"
+    parser.add_argument(
+        "--size", type=parse_size, default=default, metavar="HxW", help=f"{purpose} (default: {shown})"
+    )
+
+
 def check_multiple(option: str, size: tuple[int, int], multiple: int = 8) -> tuple[int, int]:
     """Raise :class:`DPANetError` unless both sides of ``size`` are multiples of ``multiple``."""
     h, w = size

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dpanet.cli.options import (
+    add_size_option,
     check_multiple,
     check_square,
     non_negative_int,
-    parse_size,
     positive_float,
     positive_int,
 )
@@ -36,13 +36,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", required=True, type=Path, help="output root")
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="(default: test)")
     p.add_argument("--count", type=positive_int, default=32, help="number of scenes (default: 32)")
-    p.add_argument(
-        "--size",
-        type=parse_size,
-        default=(512, 512),
-        metavar="HxW",
-        help="square size in pixels, multiples of 8 (default: 512x512)",
-    )
+    add_size_option(p, "scene size, square, multiples of 8", (512, 512))
     p.add_argument("--seed", type=non_negative_int, default=0, help="(default: 0)")
     p.add_argument(
         "--photos", choices=["train", "heldout"], default="heldout", help="photograph set (default: heldout)"
