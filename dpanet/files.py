@@ -26,6 +26,8 @@ def check_writable_folder(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_dir():
         raise DPANetError(f"{path}: is a folder (give a file name)")
+    if path.exists() and not path.is_file():
+        raise DPANetError(f"{path}: is not a regular file (a device or a pipe); give a file name")
     parent = Path(os.path.realpath(path)).parent if path.is_symlink() else path.parent
     if not parent.is_dir():
         raise DPANetError(f"{path}: folder {parent} does not exist")

@@ -84,7 +84,7 @@ def read_image(path: str | os.PathLike) -> Image:
     if path.is_dir():
         raise ImageError(f"{path}: is a folder, not an image file")
     if not path.is_file():
-        raise ImageError(f"{path}: no such file")
+        raise ImageError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")
     if path.suffix.lower() not in READ_SUFFIXES:
         raise ImageError(f"{path}: unsupported format {path.suffix!r} (use {', '.join(READ_SUFFIXES)})")
     if path.stat().st_size == 0:

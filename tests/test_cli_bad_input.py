@@ -327,6 +327,7 @@ def test_synth_into_a_read_only_folder(tmp_path, capfd, read_only):
         ("[output]\nlog_every = 0", "log_every and checkpoint_every at least 1"),
         ('[output]\ndir = "FILE/run"', "FILE is a file, not a folder"),
         ('[model]\ninit_from = "nowhere.pt"', "[model] init_from: nowhere.pt: no such file"),
+        ('[validation]\nevery = 1\nkind = "dpdd"\nroot = "none"', "[validation] root: none: no such folder"),
     ],
 )
 def test_train_refuses_a_bad_configuration_before_any_work(tmp_path, capfd, monkeypatch, toml, message):

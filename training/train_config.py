@@ -207,8 +207,6 @@ def _check(config: TrainConfig) -> None:
     o = config.output
     if not o.dir or o.log_every < 1 or o.checkpoint_every < 1:
         raise ConfigError("[output] dir must be given, log_every and checkpoint_every at least 1")
-    if m.init_from and not Path(m.init_from).is_file():
-        raise ConfigError(f"[model] init_from: {m.init_from}: no such file")
     _check_data(config.data, "data")
     if config.validation.every:
         if config.validation.data is None:
@@ -245,16 +243,26 @@ def parse_config(text: str, name: str = "config") -> TrainConfig:
     return config
 
 
-def check_output_dir(config: TrainConfig) -> Path:
-    """Raise :class:`ConfigError` unless ``[output] dir`` is, or can be made, a writable folder. A
-    relative dir is relative to the working folder, like every path a user types (docs/training.md)."""
+def check_paths(config: TrainConfig) -> None:
+    """What :func:`parse_config` cannot see in the text, checked before a run starts: the data
+    folders and ``[model] init_from`` exist, and ``[output] dir`` is, or can be made, a writable
+    folder. Relative paths are relative to the working folder, like every path a user types
+    (docs/training.md)."""
+    m = config.model
+    if m.init_from and not Path(m.init_from).is_file():
+        raise ConfigError(f"[model] init_from: {m.init_from}: no such file")
+    described = [("data", config.data)]
+    if config.validation.every and config.validation.data is not None:
+        described.append(("validation", config.validation.data))
+    for where, data in described:
+        if data.kind != "synthetic" and not Path(data.root).is_dir():
+            raise ConfigError(f"[{where}] root: {data.root}: no such folder")
     out = Path(config.output.dir)
     existing = next(p for p in (out, *out.parents) if p.exists())  # '.' or '/' at the latest
     if not existing.is_dir():
         raise ConfigError(f"[output] dir {out}: {existing} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"[output] dir {out}: folder {existing} is not writable")
-    return out
 
 
 def load_config(path: str | Path) -> TrainConfig:

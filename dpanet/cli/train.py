@@ -22,11 +22,11 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpanet.training.train_config import check_output_dir, load_config
+    from dpanet.training.train_config import check_paths, load_config
     from dpanet.training.trainer import train
 
     config = load_config(args.config)
-    check_output_dir(config)
+    check_paths(config)
     command = shlex.join(
         ["dpanet", "train", "--config", str(args.config), *(["--resume"] if args.resume else [])]
     )
