@@ -29,7 +29,7 @@ READ_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")
 _MAX_VALUE = {8: 255.0, 16: 65535.0}
 _JPEG_DAMAGE = ("Premature end of JPEG file", "Corrupt JPEG data")
-_PNG_GREY_ALPHA = 4  # IHDR colour type
+_PNG_ALPHA_KINDS = {4: "2 channels (grey + alpha)", 6: "4 channels (colour + alpha)"}  # IHDR colour type
 
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # problems reach the user as one line
 
@@ -74,9 +74,10 @@ def native_stderr() -> Iterator[list[str]]:
 def _channel_problem(path: Path, channels: int) -> str:
     with open(path, "rb") as f:
         header = f.read(26)
-    if header.startswith(b"\x89PNG") and len(header) == 26 and header[25] == _PNG_GREY_ALPHA:
-        return "2 channels (grey + alpha) are not supported (need 1 or 3; drop alpha first)"
-    return f"{channels} channels are not supported (need 1 or 3; drop alpha first)"
+    kind = f"{channels} channels"
+    if header.startswith(b"\x89PNG") and len(header) == 26:
+        kind = _PNG_ALPHA_KINDS.get(header[25], kind)
+    return f"{kind} are not supported (need 1 or 3; drop alpha first)"
 
 
 def read_image(path: str | os.PathLike) -> Image:
@@ -91,9 +92,10 @@ def read_image(path: str | os.PathLike) -> Image:
         raise ImageError(f"{path}: file is empty")
     with native_stderr() as messages:
         data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    native = [line.strip() for line in messages[0].splitlines() if line.strip()]
     if data is None:
-        raise ImageError(f"{path}: cannot be decoded as an image")
-    damage = [line for line in messages[0].splitlines() if line.startswith(_JPEG_DAMAGE)]
+        raise ImageError(f"{path}: cannot be decoded as an image" + (f" ({native[0]})" if native else ""))
+    damage = [line for line in native if line.startswith(_JPEG_DAMAGE)]
     if damage:
         raise ImageError(f"{path}: truncated or corrupt JPEG (libjpeg: {damage[0].rstrip('.')})")
     if data.size == 0:

@@ -271,9 +271,9 @@ def test_convert_official_destination_problems(
     [
         (
             lambda p: p["state_dict"].__setitem__("head.2.bias", "text"),
-            "state_dict entry 'head.2.bias' is a str, not a tensor",
+            "state_dict entry 'head.2.bias' is of type str, not a tensor",
         ),
-        (lambda p: p.__setitem__("metadata", [1, 2]), "metadata is a list, not a table"),
+        (lambda p: p.__setitem__("metadata", [1, 2]), "metadata is of type list, not a table"),
     ],
     ids=["non-tensor weight", "non-dict metadata"],
 )
@@ -439,6 +439,7 @@ def _grey_alpha_png(path: Path) -> Path:
         ("output is a folder", "sub: is a folder (give an image file name)"),
         ("grey + alpha", "l.png: 2 channels (grey + alpha) are not supported"),
         ("truncated png", "l.png: cannot be decoded as an image"),
+        ("png checksum", "l.png: cannot be decoded as an image (libpng error: IHDR: CRC error)"),
         ("full disk", "out.png: no space left on device"),
     ],
 )
@@ -452,8 +453,12 @@ def test_image_messages_say_what_is_wrong(tmp_path, checkpoint, capfd, monkeypat
         out = tmp_path / "sub"
     if case == "grey + alpha":
         _grey_alpha_png(left)
-    if case == "truncated png":  # libpng prints its own error first unless caught
+    if case == "truncated png":
         left.write_bytes(left.read_bytes()[:60])
+    if case == "png checksum":  # libpng prints its own error line unless it is caught
+        data = bytearray(left.read_bytes())
+        data[29] ^= 0xFF  # in the IHDR chunk's CRC
+        left.write_bytes(bytes(data))
     if case == "full disk":
         monkeypatch.setattr(pathlib.Path, "write_bytes", _no_space)
     code, lines = run(capfd, "deblur", "-l", left, "-r", right, "-o", out, "--checkpoint", checkpoint)

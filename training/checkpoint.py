@@ -304,10 +304,10 @@ def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
     for key, value in state.items():
         if not isinstance(key, str) or not isinstance(value, Tensor):
             kind = type(value).__name__
-            raise CheckpointError(f"{path}: state_dict entry {key!r} is a {kind}, not a tensor")
+            raise CheckpointError(f"{path}: state_dict entry {key!r} is of type {kind}, not a tensor")
     metadata = payload.get("metadata") or {}
     if not isinstance(metadata, Mapping):
-        raise CheckpointError(f"{path}: metadata is a {type(metadata).__name__}, not a table")
+        raise CheckpointError(f"{path}: metadata is of type {type(metadata).__name__}, not a table")
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
