@@ -372,6 +372,26 @@ def test_export_interrupted_while_tracing_exits_130(tmp_path, checkpoint, capfd,
     no_leftovers(tmp_path)
 
 
+def _interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("when", ["deblurring", "writing"])
+def test_deblur_interrupted_leaves_nothing(tmp_path, checkpoint, capfd, monkeypatch, when):
+    from dpanet.training.inference import TorchBackend
+
+    if when == "deblurring":
+        monkeypatch.setattr(TorchBackend, "__call__", _interrupt)
+    else:  # inside the atomic write: its temporary file must go too
+        monkeypatch.setattr(pathlib.Path, "write_bytes", _interrupt)
+    left, right = _png_pair(tmp_path)
+    code, lines = run(
+        capfd, "deblur", "-l", left, "-r", right, "-o", tmp_path / "o.png", "--checkpoint", checkpoint
+    )
+    assert (code, lines) == (130, ["dpanet deblur: interrupted"])
+    no_leftovers(tmp_path, "l.png", "r.png")
+
+
 # --- messages that mislead --------------------------------------------------------------------------
 
 
