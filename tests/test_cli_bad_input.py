@@ -18,9 +18,8 @@ import torch
 from onnx import TensorProto, helper
 
 from dpanet.cli import main
-from dpanet.training.checkpoint import ours_to_official
-from dpanet.training.config import DPANetConfig
-from dpanet.training.model import DPANet
+
+from fake_data import make_dpdd, release_like_state
 
 
 @pytest.fixture
@@ -135,10 +134,8 @@ def test_convert_official_refuses_writing_over_its_source(tmp_path, capfd):
 
 
 def _release_state(nan: bool = False) -> dict:
-    """Release-named zeros of the full network (``nan``: one Inf in out.2.bias)."""
-    with torch.device("meta"):
-        shapes = {k: v.shape for k, v in DPANet(DPANetConfig()).state_dict().items()}
-    state = {f"module.{ours_to_official(k)}": torch.zeros(shape) for k, shape in shapes.items()}
+    """The release's layout, zeros (``nan``: one Inf in out.2.bias)."""
+    state = release_like_state()
     if nan:
         state["module.out.2.bias"][1] = float("inf")
     return {"G_state_dict": state}
@@ -552,10 +549,8 @@ def test_torch_backend_honours_threads(tmp_path, checkpoint, capfd):
 
 def _failing_dpdd(root: Path) -> Path:
     """A DPDD-layout split whose one scene has a truncated left view."""
-    for folder in ("test_c/source", "test_c/target", "test_l/source", "test_r/source"):
-        (root / folder).mkdir(parents=True)
-        view(root / folder / "s.png")
-    left = root / "test_l" / "source" / "s.png"
+    (name,) = make_dpdd(root, "test", count=1)
+    left = root / "test_l" / "source" / name
     left.write_bytes(left.read_bytes()[:60])
     return root
 
@@ -564,7 +559,7 @@ def test_failed_evaluate_leaves_no_output_folder(tmp_path, checkpoint, capfd):
     data = _failing_dpdd(tmp_path / "dpdd")
     out = tmp_path / "new" / "eval"
     argv = ["evaluate", "--data", data, "--checkpoint", checkpoint, "--out", out, "--protocol", "16bit"]
-    assert_one_line(*run(capfd, *argv), "s.png: cannot be decoded as an image")
+    assert_one_line(*run(capfd, *argv), "scene0.png: cannot be decoded as an image")
     no_leftovers(tmp_path, "dpdd")
 
 
