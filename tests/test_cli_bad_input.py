@@ -584,12 +584,20 @@ def test_interrupted_synth_leaves_no_scene_set(tmp_path, capfd, monkeypatch):
     no_leftovers(out, "notes.txt")
 
 
-def test_failed_demo_leaves_no_output_folder(tmp_path, capfd):
-    left, right = _png_pair(tmp_path)
-    left.write_bytes(left.read_bytes()[:60])
+@pytest.mark.parametrize("bad", ["view", "checkpoint"])
+def test_failed_demo_leaves_no_output_folder(tmp_path, capfd, bad):
     out = tmp_path / "new" / "demo"
-    assert_one_line(*run(capfd, "demo", "-l", left, "-r", right, "--out", out), "l.png: cannot be decoded")
-    no_leftovers(tmp_path, "l.png", "r.png")
+    if bad == "view":
+        left, right = _png_pair(tmp_path)
+        left.write_bytes(left.read_bytes()[:60])
+        lines = run(capfd, "demo", "-l", left, "-r", right, "--out", out)
+        assert_one_line(*lines, "l.png: cannot be decoded")
+        no_leftovers(tmp_path, "l.png", "r.png")
+    else:  # the synthetic pair is not written before the checkpoint is known to load
+        (tmp_path / "c.pt").write_text("text")
+        lines = run(capfd, "demo", "--size", "16", "--checkpoint", tmp_path / "c.pt", "--out", out)
+        assert_one_line(*lines, "c.pt: not a PyTorch checkpoint")
+        no_leftovers(tmp_path, "c.pt")
 
 
 def test_image_writer_refuses_non_finite_pixels(tmp_path):

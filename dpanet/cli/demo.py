@@ -54,6 +54,8 @@ def _demo(args: argparse.Namespace, size: int) -> None:
     from dpanet.training.metrics import scores
 
     start = time.perf_counter()
+    loaded = load_checkpoint(args.checkpoint or default_checkpoint_path())  # before writing anything
+    backend = TorchBackend(loaded.model, resolve_device("cpu"))
     sharp = None
     if args.left is None:  # make a pair, write it, and read it back like any other
         scene = demo_scene(size)
@@ -65,8 +67,6 @@ def _demo(args: argparse.Namespace, size: int) -> None:
     check_pair(left, right)
     combined = 0.5 * (left.pixels + right.pixels)  # views at full brightness: their mean
     write_image(args.out / "combined.png", combined, left.bit_depth)
-    loaded = load_checkpoint(args.checkpoint or default_checkpoint_path())
-    backend = TorchBackend(loaded.model, resolve_device("cpu"))
     h, w = left.size
     deblur_start = time.perf_counter()
     result = deblur_pair(left, right, backend, loaded.channel_order)
