@@ -483,6 +483,24 @@ def test_image_messages_say_what_is_wrong(tmp_path, checkpoint, capfd, monkeypat
     no_leftovers(tmp_path, "l.png", "r.png", "sub")
 
 
+def test_an_error_in_a_data_loader_worker_is_one_line(tmp_path, checkpoint, capfd, monkeypatch):
+    """DataLoader re-raises a worker's error with the worker's traceback as its message."""
+    from torch._utils import ExceptionWrapper
+
+    import dpanet.runtime.images as images
+
+    try:
+        raise images.ImageError("scene1.png: cannot be decoded as an image")
+    except images.ImageError:
+        wrapped = ExceptionWrapper(where="in DataLoader worker process 0")
+    monkeypatch.setattr(images, "read_image", lambda path: wrapped.reraise())
+    left, right = _png_pair(tmp_path)
+    code, lines = run(
+        capfd, "deblur", "-l", left, "-r", right, "-o", tmp_path / "o.png", "--checkpoint", checkpoint
+    )
+    assert (code, lines) == (1, ["dpanet deblur: error: scene1.png: cannot be decoded as an image"])
+
+
 def test_export_prints_no_progress_before_an_error(tmp_path, capfd):
     bad = tmp_path / "c.pt"
     bad.write_text("text")

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except DPANetError as exc:
-        print(f"dpanet {args.command}: error: {exc}", file=sys.stderr)
+        print(f"dpanet {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"dpanet {args.command}: interrupted", file=sys.stderr)
@@ -61,6 +61,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"dpanet {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _one_line(exc: DPANetError) -> str:
+    """The error's message. A DataLoader worker's error comes back as its type with the worker's
+    whole traceback for a message; the original message is its last line, after the type's name."""
+    lines = str(exc).strip().splitlines()
+    if len(lines) <= 1:
+        return str(exc)
+    return lines[-1].removeprefix(f"{type(exc).__module__}.{type(exc).__qualname__}: ")
 
 
 def _caused_by_interrupt(exc: BaseException) -> bool:
