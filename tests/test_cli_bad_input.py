@@ -325,17 +325,24 @@ def test_synth_into_a_read_only_folder(tmp_path, capfd, read_only):
         ('[output]\ndir = "FILE/run"', "FILE is a file, not a folder"),
         ('[model]\ninit_from = "nowhere.pt"', "[model] init_from: nowhere.pt: no such file"),
         ('[validation]\nevery = 1\nkind = "dpdd"\nroot = "none"', "[validation] root: none: no such folder"),
+        (
+            '[model]\ninit_from = "run/model.pt"\n[output]\ndir = "run"',
+            "run/model.pt: is an input of this command",
+        ),
     ],
 )
 def test_train_refuses_a_bad_configuration_before_any_work(tmp_path, capfd, monkeypatch, toml, message):
     monkeypatch.chdir(tmp_path)
     Path("FILE").write_text("mine")
+    Path("run").mkdir()
+    Path("run/model.pt").write_text("the weights to start from")
     import dpanet.training.trainer as trainer
 
     monkeypatch.setattr(trainer, "train", lambda *a, **k: pytest.fail("training started"))
     Path("c.toml").write_text('[data]\nkind = "synthetic"\ncount = 4\nsize = 16\n' + toml + "\n")
     assert_one_line(*run(capfd, "train", "--config", "c.toml"), message)
-    no_leftovers(tmp_path, "FILE", "c.toml")
+    no_leftovers(tmp_path, "FILE", "c.toml", "run")
+    no_leftovers(tmp_path / "run", "model.pt")
 
 
 @pytest.mark.parametrize(

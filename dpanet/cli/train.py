@@ -22,15 +22,17 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dpanet.files import check_not_input
     from dpanet.training.train_config import check_paths, load_config
-    from dpanet.training.trainer import train
+    from dpanet.training.trainer import MODEL_FILE, train
 
     config = load_config(args.config)
     check_paths(config)
+    check_not_input(Path(config.output.dir) / MODEL_FILE, config.model.init_from or None)
     command = shlex.join(
         ["dpanet", "train", "--config", str(args.config), *(["--resume"] if args.resume else [])]
     )
     history = train(config, resume=args.resume, command=command)
     if history:
-        print(f"done: {history[-1]['epoch']} epochs; model in {Path(config.output.dir) / 'model.pt'}")
+        print(f"done: {history[-1]['epoch']} epochs; model in {Path(config.output.dir) / MODEL_FILE}")
     return 0
