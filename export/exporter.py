@@ -24,7 +24,7 @@ from dpanet import __version__
 from dpanet.errors import DPANetError
 from dpanet.export.float16 import to_float16
 from dpanet.export.onnx_ops import register_schemas, translation_table
-from dpanet.files import atomic_write, check_writable_folder
+from dpanet.files import atomic_write, check_not_input, check_writable_folder
 from dpanet.runtime.model_info import INPUT_NAMES, METADATA_PREFIX, OUTPUT_NAME
 from dpanet.runtime.pipeline import SIZE_MULTIPLE
 from dpanet.training.checkpoint import LoadedCheckpoint, load_checkpoint
@@ -56,9 +56,7 @@ class ExportOptions:
         if not MIN_OPSET <= self.opset <= newest:
             raise DPANetError(f"opset must be between {MIN_OPSET} and {newest}, got {self.opset}")
         if (self.height is None) != (self.width is None):
-            raise DPANetError(
-                "give both --height and --width for a static model, or neither for a dynamic one"
-            )
+            raise DPANetError("give both height and width for a static model, or neither for a dynamic one")
         if not self.dynamic and (
             self.height <= 0 or self.width <= 0 or self.height % SIZE_MULTIPLE or self.width % SIZE_MULTIPLE
         ):
@@ -184,6 +182,7 @@ def export_checkpoint(checkpoint: str | os.PathLike, output: str | os.PathLike, 
                       progress=None) -> onnx.ModelProto:  # fmt: skip
     output = Path(output)
     options.validate()
+    check_not_input(output, checkpoint)
     check_output_path(output)
     model = export_model(load_checkpoint(checkpoint), options, progress)
     if progress:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dpanet.errors import DPANetError
@@ -29,8 +30,14 @@ def model_info_from_metadata(metadata: dict[str, str], label: str) -> ModelInfo:
     missing = {"config", "channel_order", "flavor", "precision"} - set(props)
     if missing:
         raise DPANetError(f"{label}: not exported by dpanet (metadata {', '.join(sorted(missing))} missing)")
+    try:
+        config = json.loads(props["config"])
+    except json.JSONDecodeError as exc:
+        raise DPANetError(f"{label}: metadata {METADATA_PREFIX}config is not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise DPANetError(f"{label}: metadata {METADATA_PREFIX}config is not a JSON object")
     return ModelInfo(
-        config=json.loads(props["config"]),
+        config=config,
         channel_order=props["channel_order"],
         flavor=props["flavor"],
         precision=props["precision"],
@@ -38,3 +45,32 @@ def model_info_from_metadata(metadata: dict[str, str], label: str) -> ModelInfo:
         checkpoint_sha256=props.get("checkpoint_sha256", ""),
         version=props.get("version", ""),
     )
+
+
+Port = tuple[str, Sequence[int | str | None]]
+"""A model input or output: its name and shape (a dimension is a number, or a name or None if free)."""
+
+
+def check_interface(inputs: Sequence[Port], outputs: Sequence[Port], info: ModelInfo, label: str) -> None:
+    """Refuse a model whose inputs and outputs are not DPANet's (names, N x C x H x W, channel counts
+    of its ``dpanet.config``): metadata alone does not make a graph DPANet. Backend-neutral, so every
+    backend checks the same interface before running."""
+    names = [name for name, _ in inputs]
+    if sorted(names) != sorted(INPUT_NAMES):
+        raise DPANetError(
+            f"{label}: inputs are {', '.join(names) or 'none'}; a DPANet model has {', '.join(INPUT_NAMES)}"
+        )
+    out_names = [name for name, _ in outputs]
+    if out_names != [OUTPUT_NAME]:
+        raise DPANetError(
+            f"{label}: outputs are {', '.join(out_names) or 'none'}; a DPANet model has {OUTPUT_NAME}"
+        )
+    channels = {"input": info.config.get("in_channels", 3), "output": info.config.get("out_channels", 3)}
+    for role, ports in (("input", inputs), ("output", outputs)):
+        for name, shape in ports:
+            if len(shape) != 4:
+                raise DPANetError(f"{label}: {role} {name} has rank {len(shape)}; DPANet's are N x C x H x W")
+            if isinstance(shape[1], int) and shape[1] != channels[role]:
+                raise DPANetError(
+                    f"{label}: {role} {name} has {shape[1]} channel(s), its metadata says {channels[role]}"
+                )

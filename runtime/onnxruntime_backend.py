@@ -12,7 +12,13 @@ import numpy as np
 import onnxruntime as ort
 
 from dpanet.errors import DPANetError
-from dpanet.runtime.model_info import INPUT_NAMES, OUTPUT_NAME, ModelInfo, model_info_from_metadata
+from dpanet.runtime.model_info import (
+    INPUT_NAMES,
+    OUTPUT_NAME,
+    ModelInfo,
+    check_interface,
+    model_info_from_metadata,
+)
 from dpanet.runtime.ort_plugin_ops import CORRELATION, DEFORM_CONV, register_plugin_ops
 
 
@@ -28,6 +34,8 @@ class OnnxRuntimeBackend:
         label = name or (str(model) if not isinstance(model, bytes) else "model")
         if not isinstance(model, bytes) and not os.path.isfile(model):
             raise DPANetError(f"{label}: no such file")
+        if threads is not None and threads < 1:
+            raise DPANetError(f"--threads {threads}: must be at least 1")
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
@@ -39,6 +47,12 @@ class OnnxRuntimeBackend:
             raise DPANetError(_explain(label, str(exc), unavailable)) from exc
         self.info: ModelInfo = model_info_from_metadata(
             self.session.get_modelmeta().custom_metadata_map, label
+        )
+        check_interface(
+            [(port.name, port.shape) for port in self.session.get_inputs()],
+            [(port.name, port.shape) for port in self.session.get_outputs()],
+            self.info,
+            label,
         )
 
     @property

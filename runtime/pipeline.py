@@ -82,4 +82,6 @@ def deblur_pair(left: Image, right: Image, backend: Backend, channel_order: str)
     expected = (1, 3, *padded_size(h, w))
     if tuple(out.shape) != expected:
         raise DPANetError(f"backend returned shape {tuple(out.shape)}, expected {expected}")
+    if not np.isfinite(out).all():  # would be written as black
+        raise DPANetError("the network's output has NaN or Inf values; nothing written")
     return Deblurred(from_network(out, h, w, left.channels, channel_order), left.bit_depth)

@@ -14,6 +14,21 @@ DP_REAL = SHARED / "data" / "dp-real"
 
 
 @pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> Path:
+    """A small checkpoint of ours (width 4, random weights of seed 0) for command-line tests."""
+    import torch
+
+    from dpanet.training.checkpoint import save_checkpoint
+    from dpanet.training.config import DPANetConfig
+    from dpanet.training.model import DPANet
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "small.pt"
+    save_checkpoint(path, DPANet(DPANetConfig(width=4)), "BGR")
+    return path
+
+
+@pytest.fixture(scope="session")
 def official_keys() -> Path:
     if not OFFICIAL_KEYS.is_file():
         pytest.skip(

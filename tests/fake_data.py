@@ -1,13 +1,16 @@
-"""Small generated datasets for the data, training and evaluation tests."""
+"""Small generated datasets and checkpoints for the tests."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from dpanet.runtime.images import write_image
+from dpanet.training.checkpoint import ours_to_official
 from dpanet.training.data import dpdd_folders
+from dpanet.training.model import DPANet, DPANetConfig
 
 
 def random_image(seed: int, height: int, width: int, channels: int = 3) -> np.ndarray:
@@ -22,3 +25,10 @@ def make_dpdd(root: Path, split: str = "test", count: int = 2, size: tuple[int, 
             folder.mkdir(parents=True, exist_ok=True)
             write_image(folder / name, random_image(10 * i + j, *size), 16)
     return names
+
+
+def release_like_state() -> dict:
+    """Release-named zeros built from our own network, as a plain state dict (needs no ../shared)."""
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in DPANet(DPANetConfig()).state_dict().items()}
+    return {f"module.{ours_to_official(k)}": torch.zeros(shape) for k, shape in shapes.items()}

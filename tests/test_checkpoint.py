@@ -11,12 +11,12 @@ from dpanet.training.checkpoint import (
     convert_official,
     convert_state_dict,
     load_checkpoint,
-    ours_to_official,
     save_checkpoint,
 )
 from dpanet.training.config import DPANetConfig
 from dpanet.training.model import DPANet
 
+from fake_data import release_like_state
 from release_reference import synthesize_release_checkpoint
 
 
@@ -50,15 +50,8 @@ def test_plain_state_dict_without_prefix_converts(release_checkpoint):
     assert len(convert_state_dict(plain)) == len(plain)
 
 
-def _release_like_state() -> dict:
-    """Release-named zeros built from our own network (needs no ../shared)."""
-    with torch.device("meta"):
-        shapes = {k: v.shape for k, v in DPANet(DPANetConfig()).state_dict().items()}
-    return {f"module.{ours_to_official(k)}": torch.zeros(shape) for k, shape in shapes.items()}
-
-
 def test_corrupted_release_checkpoint_lists_every_problem(tmp_path):
-    state = _release_like_state()
+    state = release_like_state()
     assert len(convert_state_dict(state)) == len(state)
     del state["module.up2.offset_r.bias"]
     state["module.encoder.encoder3.deform.weight"] = torch.zeros(256, 128, 3, 3)
@@ -79,7 +72,7 @@ def test_cli_reports_a_bad_release_file_in_one_line(tmp_path, capsys):
     source.write_bytes(b"not a checkpoint")
     assert main(["convert-official", str(source), str(tmp_path / "ours.pt")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "cannot be read as a weights-only torch checkpoint" in err[0]
+    assert len(err) == 1 and "final.pth: not a PyTorch checkpoint" in err[0]
     assert list(tmp_path.iterdir()) == [source]
 
 

@@ -16,14 +16,6 @@ from dpanet.training.config import DPANetConfig
 from dpanet.training.model import DPANet
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "small.pt"
-    save_checkpoint(path, DPANet(DPANetConfig(width=4)), "BGR")
-    return path
-
-
 def _write(path: Path, shape, dtype, seed=0) -> Path:
     rng = np.random.default_rng(seed)
     top = np.iinfo(dtype).max

@@ -142,8 +142,7 @@ def test_variant_configuration_exports(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--height", "100", "--width", "64"], "multiples of 8"),
-        (["--height", "64"], "give both --height and --width"),
+        (["--size", "100x64"], "--size 100x64: height and width must be multiples of 8"),
         (["--opset", "17"], "opset must be between 19"),
     ],
 )

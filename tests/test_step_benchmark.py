@@ -24,5 +24,7 @@ def test_bench_train_table(capsys):
 def test_bench_train_refuses_bad_sizes(capsys):
     assert main(["bench", "train", "--size", "12", "--width", "2"]) == 1
     assert "multiples of 8" in capsys.readouterr().err
-    assert main(["bench", "train", "--batch", "0"]) == 1
-    assert "must be positive" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(["bench", "train", "--batch", "0"])
+    assert usage.value.code == 2
+    assert "--batch: must be at least 1" in capsys.readouterr().err

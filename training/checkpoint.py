@@ -15,7 +15,9 @@ shape. docs/checkpoints.md lists the mapping.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import torch
 from torch import Tensor
 
 from dpanet.errors import DPANetError
-from dpanet.files import atomic_write
+from dpanet.files import check_not_input, check_writable_folder, write_bytes_atomic
 from dpanet.runtime.pipeline import CHANNEL_ORDERS
 from dpanet.training.model import DPANet, DPANetConfig
 
@@ -104,6 +106,8 @@ def ours_to_official(key: str) -> str:
 
 def _release_state_dict(obj: object) -> Mapping[str, Tensor]:
     """The tensors of a release checkpoint or a plain state dict, without the DataParallel prefix."""
+    if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
+        raise CheckpointError("already converted: this is a DPANet checkpoint of this project (use it as is)")
     if isinstance(obj, Mapping) and "G_state_dict" in obj:
         obj = obj["G_state_dict"]
     if not isinstance(obj, Mapping) or not obj:
@@ -119,6 +123,18 @@ def _release_state_dict(obj: object) -> Mapping[str, Tensor]:
 _LISTED = 12  # keys named per category in an error message; the rest are counted
 
 
+def _listed(items: list[str]) -> str:
+    more = f", ... and {len(items) - _LISTED} more" if len(items) > _LISTED else ""
+    return ", ".join(items[:_LISTED]) + more
+
+
+def _check_finite(state: Mapping[str, Tensor], name=lambda key: key) -> None:
+    """Refuse NaN or Inf weights (they give an all-black image), naming the tensors (by ``name``)."""
+    bad = [name(k) for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise CheckpointError(f"non-finite weights (NaN or Inf) in {len(bad)} tensor(s): {_listed(bad)}")
+
+
 def _mismatch_report(missing, unexpected, mismatched) -> str:
     parts = []
     for label, items in (
@@ -127,8 +143,7 @@ def _mismatch_report(missing, unexpected, mismatched) -> str:
         ("mismatched shapes", mismatched),
     ):
         if items:
-            more = f", ... and {len(items) - _LISTED} more" if len(items) > _LISTED else ""
-            parts.append(f"{label} ({len(items)}): " + ", ".join(items[:_LISTED]) + more)
+            parts.append(f"{label} ({len(items)}): {_listed(items)}")
     return "; ".join(parts)
 
 
@@ -161,19 +176,40 @@ def convert_state_dict(release: object) -> dict[str, Tensor]:
             "checkpoint does not match the released DPANet: "
             + _mismatch_report(missing, unexpected, mismatched)
         )
+    _check_finite(converted, lambda key: source_name[key])
     return {k: v.detach().to(torch.float32).contiguous() for k, v in converted.items()}
 
 
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save's archive
+_PICKLE_MAGIC = b"\x80"  # torch.save's legacy format starts with a pickle protocol opcode
+
+
 def _torch_load(path: Path) -> object:
+    """``torch.load`` with ``weights_only=True`` (a file's code is never run), one-line errors."""
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        head = f.read(len(_ZIP_MAGIC))
+    if not head:
+        raise CheckpointError(f"{path}: file is empty")
+    if not head.startswith((_ZIP_MAGIC, _PICKLE_MAGIC)):
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a torch.save archive nor a pickle)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(
-            f"{path}: cannot be read as a weights-only torch checkpoint ({first_line})"
-        ) from exc
+        if isinstance(exc, pickle.UnpicklingError) and str(exc).startswith("Weights only load failed"):
+            raise CheckpointError(  # without torch's advice to load unsafely: the CLI never does
+                f"{path}: holds Python objects besides tensors and plain values: not a checkpoint "
+                "this tool accepts (it never runs code from a file)"
+            ) from None
+        raise CheckpointError(f"{path}: damaged or not a PyTorch checkpoint ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def file_sha256(path: Path) -> str:
@@ -215,8 +251,12 @@ def write_checkpoint(
 
 
 def atomic_torch_save(payload: object, path: Path) -> None:
+    """``torch.save`` through :func:`dpanet.files.write_bytes_atomic` (serialised in memory first,
+    so that a failed write, such as a full disk, is an OSError the policy reports in one line)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 class LoadedCheckpoint:
@@ -261,6 +301,13 @@ def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
     state = payload.get("state_dict")
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path}: no state_dict")
+    for key, value in state.items():
+        if not isinstance(key, str) or not isinstance(value, Tensor):
+            kind = type(value).__name__
+            raise CheckpointError(f"{path}: state_dict entry {key!r} is of type {kind}, not a tensor")
+    metadata = payload.get("metadata") or {}
+    if not isinstance(metadata, Mapping):
+        raise CheckpointError(f"{path}: metadata is of type {type(metadata).__name__}, not a table")
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -274,15 +321,25 @@ def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
             f"{path}: weights do not fit its configuration: "
             + _mismatch_report(missing, unexpected, mismatched)
         )
+    try:
+        _check_finite(state)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from None
     model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True, assign=True)
     model.eval()
-    return LoadedCheckpoint(model, channel_order, dict(payload.get("metadata") or {}), file_sha256(path))
+    return LoadedCheckpoint(model, channel_order, dict(metadata), file_sha256(path))
 
 
 def convert_official(source: str | os.PathLike, destination: str | os.PathLike) -> LoadedCheckpoint:
     """Convert the release's ``final.pth`` (or a plain state dict of it) to our format."""
     source, destination = Path(source), Path(destination)
-    state = convert_state_dict(_torch_load(source))
+    check_not_input(destination, source)
+    check_writable_folder(destination)
+    release = _torch_load(source)
+    try:
+        state = convert_state_dict(release)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{source}: {exc}") from None
     write_checkpoint(
         destination,
         DPANetConfig(),

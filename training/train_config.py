@@ -15,6 +15,8 @@ Sections (docs/training.md lists every key with the paper's values)::
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -161,6 +163,8 @@ def _section(cls, table: Any, where: str):
             value = float(value)
         elif default is not dataclasses.MISSING and not isinstance(value, type(default)):
             raise ConfigError(f"[{where}] {name}: expected {type(default).__name__}, got {value!r}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"[{where}] {name}: {value} is not a finite number")
         values[name] = value
     return cls(**values)
 
@@ -204,6 +208,14 @@ def _check(config: TrainConfig) -> None:
         raise ConfigError("[train] epochs, batch_size, lr and lr_step_epochs must be positive")
     if not 0 <= t.ema_decay < 1:
         raise ConfigError(f"[train] ema_decay: {t.ema_decay} is not in [0, 1)")
+    if not 0 < t.lr_gamma <= 1 or t.charbonnier_eps <= 0:
+        raise ConfigError("[train] lr_gamma must be in (0, 1] and charbonnier_eps positive")
+    for name in ("threads", "num_workers", "seed", "mse_pretrain_epochs"):
+        if getattr(t, name) < 0:
+            raise ConfigError(f"[train] {name}: {getattr(t, name)} is negative")
+    o = config.output
+    if not o.dir or o.log_every < 1 or o.checkpoint_every < 1:
+        raise ConfigError("[output] dir must be given, log_every and checkpoint_every at least 1")
     _check_data(config.data, "data")
     if config.validation.every:
         if config.validation.data is None:
@@ -254,6 +266,28 @@ def parse_config(text: str, name: str = "config") -> TrainConfig:
     )
     _check(config)
     return config
+
+
+def check_paths(config: TrainConfig) -> None:
+    """What :func:`parse_config` cannot see in the text, checked before a run starts: the data
+    folders and ``[model] init_from`` exist, and ``[output] dir`` is, or can be made, a writable
+    folder. Relative paths are relative to the working folder, like every path a user types
+    (docs/training.md)."""
+    m = config.model
+    if m.init_from and not Path(m.init_from).is_file():
+        raise ConfigError(f"[model] init_from: {m.init_from}: no such file")
+    described = [("data", config.data)]
+    if config.validation.every and config.validation.data is not None:
+        described.append(("validation", config.validation.data))
+    for where, data in described:
+        if data.kind != "synthetic" and not Path(data.root).is_dir():
+            raise ConfigError(f"[{where}] root: {data.root}: no such folder")
+    out = Path(config.output.dir)
+    existing = next(p for p in (out, *out.parents) if p.exists())  # '.' or '/' at the latest
+    if not existing.is_dir():
+        raise ConfigError(f"[output] dir {out}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"[output] dir {out}: folder {existing} is not writable")
 
 
 def load_config(path: str | Path) -> TrainConfig:

@@ -29,8 +29,16 @@ COMMANDS = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (exit 2), like every other error of the CLI (docs/cli.md);
+    subcommand parsers are of the same class."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dpanet", description="Dual-pixel defocus deblurring (DPANet).")
+    parser = Parser(prog="dpanet", description="Dual-pixel defocus deblurring (DPANet).")
     parser.add_argument("--version", action="version", version=f"dpanet {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMANDS:
@@ -44,8 +52,34 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args) or 0
     except DPANetError as exc:
-        print(f"dpanet {args.command}: error: {exc}", file=sys.stderr)
+        print(f"dpanet {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"dpanet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if not _caused_by_interrupt(exc):
+            raise
+        print(f"dpanet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _one_line(exc: DPANetError) -> str:
+    """The error's message. A DataLoader worker's error comes back as its type with the worker's
+    whole traceback for a message; the original message is its last line, after the type's name."""
+    lines = str(exc).strip().splitlines()
+    if len(lines) <= 1:
+        return str(exc)
+    return lines[-1].removeprefix(f"{type(exc).__module__}.{type(exc).__qualname__}: ")
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether Ctrl-C is behind ``exc``: some libraries (the ONNX exporter's tracing) wrap the
+    KeyboardInterrupt raised inside them in an error of their own."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dpanet.cli.options import check_multiple, parse_size
+from dpanet.cli.options import add_size_option, check_multiple, parse_size, positive_int
 from dpanet.errors import DPANetError
 
 
@@ -13,35 +13,30 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("bench", help="benchmarks (tables with peers measured in the same run)")
     targets = p.add_subparsers(dest="target", required=True, metavar="TARGET")
     m = targets.add_parser("model", help="forward latency of DPANet on the CPU, float32 and bfloat16")
+    add_size_option(m, "input size", (256, 256))
+    m.add_argument("--width", type=positive_int, default=64, help="base width (default: 64, the release)")
     m.add_argument(
-        "--size",
-        type=int,
-        nargs="+",
-        default=[256],
-        metavar="N",
-        help="square size, or height and width (default: 256)",
+        "--repeats", type=positive_int, default=3, help="timed forwards per precision (default: 3)"
     )
-    m.add_argument("--width", type=int, default=64, help="base width (default: 64, the release)")
-    m.add_argument("--repeats", type=int, default=3, help="timed forwards per precision (default: 3)")
     m.set_defaults(run=run_model)
     e = targets.add_parser("export", help="CPU latency: PyTorch vs ONNX Runtime (portable, plugin, float16)")
     e.add_argument("--checkpoint", type=Path, help="default: the released architecture, random weights")
-    e.add_argument("--size", type=str, nargs="+", default=["256x256", "1120x1680"], metavar="HxW",
+    e.add_argument("--size", type=parse_size, nargs="+", default=[(256, 256), (1120, 1680)], metavar="HxW",
                    help="sizes (default: 256x256 1120x1680)")  # fmt: skip
-    e.add_argument("--repeats", type=int, default=1, help="timed runs per size and backend (default: 1)")
+    e.add_argument(
+        "--repeats", type=positive_int, default=1, help="timed runs per size and backend (default: 1)"
+    )
     e.set_defaults(run=run_export)
     t = targets.add_parser(
         "train",
         help="seconds per training step, float32 and bfloat16, and the paper recipe's hours at that rate",
     )
-    t.add_argument("--width", type=int, default=64, help="base width (default: 64, the release)")
-    t.add_argument("--batch", type=int, default=1, help="patches per step (default: 1)")
+    t.add_argument("--width", type=positive_int, default=64, help="base width (default: 64, the release)")
+    t.add_argument("--batch", type=positive_int, default=1, help="patches per step (default: 1)")
+    add_size_option(t, "patch size", (512, 512))
+    t.add_argument("--steps", type=positive_int, default=2, help="timed steps per precision (default: 2)")
     t.add_argument(
-        "--size", type=parse_size, default=(512, 512), metavar="HxW", help="patch size (default: 512x512)"
-    )
-    t.add_argument("--steps", type=int, default=2, help="timed steps per precision (default: 2)")
-    t.add_argument(
-        "--threads", type=int, default=0, help="torch CPU threads (default: 0, torch's default: all cores)"
+        "--threads", type=positive_int, help="torch CPU threads (default: torch's default, all cores)"
     )
     t.set_defaults(run=run_train)
     o = targets.add_parser(
@@ -55,7 +50,7 @@ def add_parser(subparsers) -> None:
         help="shrink H and W of the 1680 x 1120 frame for a quick run (default: 1, the real shapes)",
     )
     o.add_argument("--repeats", type=int, default=3, help="timed runs per measurement, median (default: 3)")
-    o.add_argument("--threads", type=int, default=0, help="CPU threads for every peer (default: all cores)")
+    o.add_argument("--threads", type=positive_int, help="CPU threads for every peer (default: all cores)")
     o.set_defaults(run=run_ops)
 
 
@@ -63,11 +58,7 @@ def run_model(args: argparse.Namespace) -> int:
     from dpanet.training.benchmark import run_model_benchmark
     from dpanet.training.config import DPANetConfig
 
-    if len(args.size) > 2:
-        raise DPANetError("--size takes one or two numbers")
-    h, w = (args.size * 2)[:2]
-    if h % 8 or w % 8 or h <= 0 or w <= 0:
-        raise DPANetError(f"--size {h} {w}: height and width must be positive multiples of 8")
+    h, w = check_multiple("--size", args.size)
     print(run_model_benchmark(h, w, args.repeats, DPANetConfig(width=args.width)))
     return 0
 
@@ -75,20 +66,11 @@ def run_model(args: argparse.Namespace) -> int:
 def run_export(args: argparse.Namespace) -> int:
     import tempfile
 
-    from dpanet.cli.options import parse_size
     from dpanet.export.benchmark import run_export_benchmark
     from dpanet.training.checkpoint import save_checkpoint
     from dpanet.training.model import DPANet
 
-    sizes = []
-    for text in args.size:
-        try:
-            h, w = parse_size(text)
-        except argparse.ArgumentTypeError as exc:
-            raise DPANetError(str(exc)) from None
-        if h % 8 or w % 8:
-            raise DPANetError(f"--size {text}: height and width must be multiples of 8")
-        sizes.append((h, w))
+    sizes = [check_multiple("--size", size) for size in args.size]
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = args.checkpoint
         if checkpoint is None:
@@ -101,8 +83,6 @@ def run_export(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     from dpanet.training.step_benchmark import run_step_benchmark
 
-    if args.width < 1 or args.batch < 1 or args.steps < 1 or args.threads < 0:
-        raise DPANetError("--width, --batch and --steps must be positive, --threads non-negative")
     if args.threads:
         import torch
 
@@ -123,5 +103,5 @@ def run_ops(args: argparse.Namespace) -> int:
         ) from exc
     from dpanet.plugins.benchmark import run_ops_benchmark
 
-    print(run_ops_benchmark(args.scale, args.repeats, args.threads))
+    print(run_ops_benchmark(args.scale, args.repeats, args.threads or 0))
     return 0

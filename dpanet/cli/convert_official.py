@@ -11,7 +11,9 @@ def add_parser(subparsers) -> None:
         "convert-official",
         help="convert the authors' released checkpoint to ours",
         description="Convert the release's checkpoint ({'G_state_dict': {'module.<key>': ...}}) or a plain "
-        "state dict of it to this project's format (configuration and BGR channel order recorded).",
+        "state dict of it to this project's format (configuration and BGR channel order recorded). "
+        "An existing destination is replaced (keeping its permissions; a symlink keeps pointing at the "
+        "replaced file); the source itself is never overwritten.",
     )
     p.add_argument("source", type=Path, help="the release's final.pth")
     p.add_argument("destination", type=Path, help="our checkpoint to write")

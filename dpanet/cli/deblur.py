@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dpanet.cli.options import positive_int
 from dpanet.errors import DPANetError
 
 
@@ -13,7 +14,9 @@ def add_parser(subparsers) -> None:
         "deblur",
         help="deblur a pair of dual-pixel views",
         description="Deblur a left/right dual-pixel view pair. Reads PNG/TIFF/JPEG, 8- or 16-bit, "
-        "3-channel or single-channel; writes the input's bit depth and channel count.",
+        "3-channel or single-channel; writes the input's bit depth and channel count. An existing "
+        "output is replaced (keeping its permissions; a symlink keeps pointing at the replaced file); "
+        "an output that is one of the inputs is refused.",
     )
     p.add_argument("--left", "-l", required=True, type=Path, help="left view")
     p.add_argument("--right", "-r", required=True, type=Path, help="right view")
@@ -27,15 +30,21 @@ def add_parser(subparsers) -> None:
         choices=["torch", "onnxruntime"],
         help="inference backend (default: onnxruntime when --model is given, else torch)",
     )
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: all cores)")
+    p.add_argument(
+        "--device",
+        choices=["cpu", "cuda"],
+        help="torch device (default: cpu); the onnxruntime backend runs on the CPU only",
+    )
+    p.add_argument("--threads", type=positive_int, help="CPU threads of either backend (default: all cores)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from dpanet.files import check_not_input
     from dpanet.runtime.images import check_writable, read_image, write_image
     from dpanet.runtime.pipeline import check_pair, deblur_pair
 
+    check_not_input(args.output, args.left, args.right, args.checkpoint, args.model)
     left = read_image(args.left)
     right = read_image(args.right)
     check_pair(left, right)
@@ -46,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
             raise DPANetError("--backend onnxruntime needs --model MODEL.onnx (see `dpanet export`)")
         if args.checkpoint is not None:
             raise DPANetError("--checkpoint is for the torch backend; the onnxruntime backend reads --model")
+        if args.device == "cuda":
+            raise DPANetError("--device cuda: the onnxruntime backend runs on the CPU (use --backend torch)")
         from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
         backend = OnnxRuntimeBackend(args.model, args.threads)
@@ -53,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.model is not None:
             raise DPANetError("--model is for the onnxruntime backend; the torch backend reads --checkpoint")
-        backend, channel_order = _torch_backend(args.checkpoint, args.device)
+        backend, channel_order = _torch_backend(args.checkpoint, args.device or "cpu", args.threads)
     result = deblur_pair(left, right, backend, channel_order)
     write_image(args.output, result.pixels, result.bit_depth)
     print(
@@ -63,9 +74,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _torch_backend(checkpoint: Path | None, device: str):
+def _torch_backend(checkpoint: Path | None, device: str, threads: int | None):
+    import torch
+
     from dpanet.training.checkpoint import default_checkpoint_path, load_checkpoint
     from dpanet.training.inference import TorchBackend, resolve_device
 
+    if threads:
+        torch.set_num_threads(threads)
     loaded = load_checkpoint(checkpoint or default_checkpoint_path())
     return TorchBackend(loaded.model, resolve_device(device)), loaded.channel_order

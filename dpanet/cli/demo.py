@@ -6,7 +6,10 @@ import argparse
 import time
 from pathlib import Path
 
+from dpanet.cli.options import add_size_option, check_multiple, check_square
 from dpanet.errors import DPANetError
+
+OUTPUTS = ("combined.png", "deblurred.png", "side_by_side.png")
 
 
 def add_parser(subparsers) -> None:
@@ -15,12 +18,14 @@ def add_parser(subparsers) -> None:
         help="deblur a synthetic (or your) DP pair with the demo model and show the result",
         description="Without --left/--right: render a synthetic dual-pixel pair of a photograph the demo "
         "model never saw (docs/synthetic-dp.md), deblur it on the CPU and print PSNR/SSIM before and "
-        "after against the all-in-focus image. With --left/--right: deblur that pair (no ground truth).",
+        "after against the all-in-focus image. With --left/--right: deblur that pair (no ground truth). "
+        "Files in OUT are replaced (keeping their permissions); a view of yours named like an output "
+        "in OUT is refused.",
     )
     p.add_argument("--left", "-l", type=Path, help="your left view (with --right)")
     p.add_argument("--right", "-r", type=Path, help="your right view (with --left)")
     p.add_argument("--checkpoint", type=Path, help="our checkpoint (default: the bundled demo model)")
-    p.add_argument("--size", type=int, default=512, help="synthetic pair size in pixels (default: 512)")
+    add_size_option(p, "synthetic pair size, square, multiples of 8", (512, 512))
     p.add_argument(
         "--out", type=Path, default=Path("dpanet-demo"), help="output folder (default: dpanet-demo)"
     )
@@ -28,6 +33,19 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dpanet.files import check_not_input, output_folder
+
+    if (args.left is None) != (args.right is None):
+        raise DPANetError("give both --left and --right, or neither (synthetic pair)")
+    size = check_square("--size", check_multiple("--size", args.size))
+    for name in OUTPUTS:
+        check_not_input(args.out / name, args.left, args.right, args.checkpoint)
+    with output_folder(args.out):
+        _demo(args, size)
+    return 0
+
+
+def _demo(args: argparse.Namespace, size: int) -> None:
     from dpanet.runtime.images import read_image, write_image
     from dpanet.runtime.pipeline import check_pair, deblur_pair
     from dpanet.training.checkpoint import default_checkpoint_path, load_checkpoint
@@ -35,15 +53,12 @@ def run(args: argparse.Namespace) -> int:
     from dpanet.training.inference import TorchBackend, resolve_device
     from dpanet.training.metrics import scores
 
-    if (args.left is None) != (args.right is None):
-        raise DPANetError("give both --left and --right, or neither (synthetic pair)")
-    if args.size < 8 or args.size % 8:
-        raise DPANetError(f"--size must be a positive multiple of 8, got {args.size}")
     start = time.perf_counter()
-    args.out.mkdir(parents=True, exist_ok=True)
+    loaded = load_checkpoint(args.checkpoint or default_checkpoint_path())  # before writing anything
+    backend = TorchBackend(loaded.model, resolve_device("cpu"))
     sharp = None
     if args.left is None:  # make a pair, write it, and read it back like any other
-        scene = demo_scene(args.size)
+        scene = demo_scene(size)
         args.left, args.right = args.out / "left.png", args.out / "right.png"
         for path, pixels in zip((args.left, args.right), scene.views(), strict=True):
             write_image(path, pixels, 8)
@@ -52,8 +67,6 @@ def run(args: argparse.Namespace) -> int:
     check_pair(left, right)
     combined = 0.5 * (left.pixels + right.pixels)  # views at full brightness: their mean
     write_image(args.out / "combined.png", combined, left.bit_depth)
-    loaded = load_checkpoint(args.checkpoint or default_checkpoint_path())
-    backend = TorchBackend(loaded.model, resolve_device("cpu"))
     h, w = left.size
     deblur_start = time.perf_counter()
     result = deblur_pair(left, right, backend, loaded.channel_order)
@@ -71,5 +84,4 @@ def run(args: argparse.Namespace) -> int:
     else:
         print("no all-in-focus image for a real pair: look at the figure")
     total = time.perf_counter() - start
-    print(f"wrote {args.out}/: combined.png, deblurred.png, side_by_side.png ({total:.1f} s in all)")
-    return 0
+    print(f"wrote {args.out}/: {', '.join(OUTPUTS)} ({total:.1f} s in all)")

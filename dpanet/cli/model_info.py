@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from dpanet.cli.options import check_multiple, parse_size
+from dpanet.cli.options import add_size_option, check_multiple, positive_int
 
 
 def add_parser(subparsers) -> None:
@@ -19,10 +19,8 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--variant", choices=list(VARIANTS), default="dpanet", help="network variant (default: dpanet)"
     )
-    p.add_argument("--width", type=int, default=64, help="base width (default: 64, the release)")
-    p.add_argument(
-        "--size", type=parse_size, default=(256, 256), metavar="HxW", help="input size (default: 256x256)"
-    )
+    p.add_argument("--width", type=positive_int, default=64, help="base width (default: 64, the release)")
+    add_size_option(p, "input size", (256, 256))
     p.set_defaults(run=run)
 
 

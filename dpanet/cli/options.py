@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
 
 from dpanet.errors import DPANetError
 
@@ -21,9 +23,57 @@ def parse_size(text: str) -> tuple[int, int]:
     return values[0], values[1]
 
 
+def add_size_option(
+    parser: argparse.ArgumentParser, purpose: str, default: tuple[int, int] | None, shown: str = ""
+) -> None:
+    """Add ``--size HxW`` to ``parser``; its help is ``purpose`` and the default (``shown`` if given)."""
+    shown = shown or f"{default[0]}x{default[1]}"
+    parser.add_argument(
+        "--size", type=parse_size, default=default, metavar="HxW", help=f"{purpose} (default: {shown})"
+    )
+
+
 def check_multiple(option: str, size: tuple[int, int], multiple: int = 8) -> tuple[int, int]:
     """Raise :class:`DPANetError` unless both sides of ``size`` are multiples of ``multiple``."""
     h, w = size
     if h % multiple or w % multiple:
         raise DPANetError(f"{option} {h}x{w}: height and width must be multiples of {multiple}")
     return size
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An option type for whole numbers of at least ``minimum`` (threads, scenes, seeds)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = at_least(1)
+non_negative_int = at_least(0)
+
+
+def check_square(option: str, size: tuple[int, int]) -> int:
+    """The side of a square ``size``; raise :class:`DPANetError` for another shape."""
+    h, w = size
+    if h != w:
+        raise DPANetError(f"{option} {h}x{w}: this command renders square images (give one number, or HxH)")
+    return h
+
+
+def positive_float(text: str) -> float:
+    """A finite number above 0 (``nan`` and ``inf`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text!r}")
+    return value

@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+from dpanet.cli.options import (
+    add_size_option,
+    check_multiple,
+    check_square,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from dpanet.errors import DPANetError
+from dpanet.files import describe
 
 
 def add_parser(subparsers) -> None:
@@ -15,20 +29,20 @@ def add_parser(subparsers) -> None:
         description="Render random synthetic DP scenes (docs/synthetic-dp.md) and write them as "
         "OUT/{split}_c/{source,target}, OUT/{split}_l/source, OUT/{split}_r/source (16-bit PNG), the "
         'layout dpanet evaluate and [data] kind = "dpdd" read. Scene i of a seed is the same scene a '
-        "training config's synthetic data with that seed and vary_per_epoch = false gives.",
+        "training config's synthetic data with that seed and vary_per_epoch = false gives. The set is "
+        "rendered in a hidden folder of OUT and moved into place when complete, so an interrupted run "
+        "leaves nothing; a split whose folders exist already is refused.",
     )
     p.add_argument("--out", required=True, type=Path, help="output root")
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="(default: test)")
-    p.add_argument("--count", type=int, default=32, help="number of scenes (default: 32)")
-    p.add_argument(
-        "--size", type=int, default=512, help="square size in pixels, multiple of 8 (default: 512)"
-    )
-    p.add_argument("--seed", type=int, default=0, help="(default: 0)")
+    p.add_argument("--count", type=positive_int, default=32, help="number of scenes (default: 32)")
+    add_size_option(p, "scene size, square, multiples of 8", (512, 512))
+    p.add_argument("--seed", type=non_negative_int, default=0, help="(default: 0)")
     p.add_argument(
         "--photos", choices=["train", "heldout"], default="heldout", help="photograph set (default: heldout)"
     )
     p.add_argument(
-        "--max-radius", type=float, default=8.0, help="largest |CoC radius| in pixels (default: 8)"
+        "--max-radius", type=positive_float, default=8.0, help="largest |CoC radius| in pixels (default: 8)"
     )
     p.add_argument(
         "--blurry-only",
@@ -40,32 +54,63 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
     from tqdm import tqdm
 
-    from dpanet.runtime.images import write_image
-    from dpanet.training.data import SyntheticDPDataset, dpdd_folders
+    from dpanet.files import output_folder
+    from dpanet.training.data import SyntheticDPDataset
     from dpanet.training.scenes import SceneRecipe
 
-    if args.count < 1:
-        raise DPANetError("--count must be at least 1")
-    if args.size < 8 or args.size % 8:
-        raise DPANetError(f"--size must be a positive multiple of 8, got {args.size}")
-    if args.max_radius <= 0:
-        raise DPANetError("--max-radius must be positive")
+    size = check_square("--size", check_multiple("--size", args.size))
     if args.blurry_only and args.max_radius < 1:
         raise DPANetError("--blurry-only needs --max-radius 1 or more")
+    taken = [folder for folder in _set_folders(args.out, args.split) if folder.exists()]
+    if taken:
+        raise DPANetError(f"{taken[0]}: exists already; remove it or choose another --out or --split")
     recipe = SceneRecipe(
         max_radius=args.max_radius, photos=args.photos, blur_free_scenes=not args.blurry_only
     )
-    dataset = SyntheticDPDataset(args.count, args.size, recipe, args.seed, vary_per_epoch=False)
-    folders = dpdd_folders(args.out, args.split)
+    dataset = SyntheticDPDataset(args.count, size, recipe, args.seed, vary_per_epoch=False)
+    with output_folder(args.out) as out, _staging(out, args.split) as staging:
+        scenes = tqdm(range(args.count), desc="synth", unit="scene", disable=None)
+        _write_scenes(dataset, scenes, staging, args.split, args.seed)
+        for folder in _set_folders(staging, args.split):  # the set appears complete, or not at all
+            os.replace(folder, out / folder.name)
+    print(f"wrote {args.count} scenes to {args.out} ({args.split} split, {size} x {size}, 16-bit)")
+    return 0
+
+
+def _set_folders(root: Path, split: str) -> list[Path]:
+    """The top folders of one split's scene set in the DPDD layout."""
+    return [root / f"{split}_{view}" for view in ("c", "l", "r")]
+
+
+@contextlib.contextmanager
+def _staging(out: Path, split: str) -> Iterator[Path]:
+    """A hidden folder in ``out`` that the set is rendered into, removed afterwards (loaders never
+    read it: its name is not the DPDD layout's)."""
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".synth-{split}-", dir=out))
+    except OSError as exc:
+        raise DPANetError(f"--out {out}: {describe(exc)}") from None
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_scenes(dataset, indices, root: Path, split: str, seed: int) -> None:
+    import numpy as np
+
+    from dpanet.runtime.images import write_image
+    from dpanet.training.data import dpdd_folders
+
+    folders = dpdd_folders(root, split)
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
-    for i in tqdm(range(args.count), desc="synth", unit="scene", disable=None):
+    for i in indices:
         image = dataset.render(i)
         left, right = image.views()
-        name = f"synth_{args.seed}_{i:05d}.png"
+        name = f"synth_{seed}_{i:05d}.png"
         pixels = {
             "left": left,
             "right": right,
@@ -74,5 +119,3 @@ def run(args: argparse.Namespace) -> int:
         }
         for role, folder in folders.items():
             write_image(folder / name, pixels[role], 16)
-    print(f"wrote {args.count} scenes to {args.out} ({args.split} split, {args.size} x {args.size}, 16-bit)")
-    return 0

@@ -12,7 +12,9 @@ def add_parser(subparsers) -> None:
         "train",
         help="train DPANet from a configuration file",
         description="Train DPANet as a TOML configuration describes (docs/training.md). For several "
-        "GPUs or processes: torchrun --nproc_per_node N -m dpanet train --config FILE.",
+        "GPUs or processes: torchrun --nproc_per_node N -m dpanet train --config FILE. The whole "
+        "configuration is checked before any work; [output] dir, if relative, is relative to the "
+        "working folder, and the files in it are replaced.",
     )
     p.add_argument("--config", required=True, type=Path, help="training configuration (.toml)")
     p.add_argument("--resume", action="store_true", help="continue from the output folder's training state")
@@ -20,14 +22,17 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dpanet.training.train_config import load_config
-    from dpanet.training.trainer import train
+    from dpanet.files import check_not_input
+    from dpanet.training.train_config import check_paths, load_config
+    from dpanet.training.trainer import MODEL_FILE, train
 
     config = load_config(args.config)
+    check_paths(config)
+    check_not_input(Path(config.output.dir) / MODEL_FILE, config.model.init_from or None)
     command = shlex.join(
         ["dpanet", "train", "--config", str(args.config), *(["--resume"] if args.resume else [])]
     )
     history = train(config, resume=args.resume, command=command)
     if history:
-        print(f"done: {history[-1]['epoch']} epochs; model in {Path(config.output.dir) / 'model.pt'}")
+        print(f"done: {history[-1]['epoch']} epochs; model in {Path(config.output.dir) / MODEL_FILE}")
     return 0
