@@ -88,6 +88,33 @@ def test_cuda_library_was_built_when_nvcc_exists():
     assert b"offset has shape" in error.value
 
 
+@pytest.mark.parametrize("backend", ["cpu", "cuda"])
+def test_a_bias_size_without_a_bias_pointer_is_refused(backend):
+    """A NULL bias with bias_size >= 0 is a caller's mistake on both backends, never a silent no-bias."""
+    if backend == "cuda" and shutil.which("nvcc") is None:
+        pytest.skip("no nvcc on PATH: the install skips the CUDA kernels")
+    import numpy as np
+
+    from dpanet.plugins import cpu, cuda
+    from dpanet.plugins.cpu import ERROR_SIZE, attrs_array, shape_array
+
+    shapes = [shape_array(s) for s in ((1, 3, 5, 5), (1, 18, 5, 5), (1, 9, 5, 5), (2, 3, 3, 3))]
+    data = np.zeros(1024, np.float32)  # host memory: the call must stop at validation
+    ptr = data.ctypes.data_as(cpu._FLOATS if backend == "cpu" else ctypes.c_void_p)
+    error = ctypes.create_string_buffer(ERROR_SIZE)
+    tensors = [arg for shape in shapes for arg in (ptr, shape)]
+    if backend == "cpu":
+        status = cpu._lib().dpanet_deform_conv_cpu(
+            *tensors, None, 2, attrs_array(1, 1, 1), ptr, 1, error, ERROR_SIZE
+        )
+    else:
+        status = cuda._lib().dpanet_deform_conv_cuda(
+            *tensors, None, 2, attrs_array(1, 1, 1), 0, ptr, ptr, 4096, None, error, ERROR_SIZE
+        )
+    assert status == 1, error.value
+    assert b"bias is NULL but bias_size is 2" in error.value
+
+
 def test_tensorrt_library_exports_the_loader_entry_points():
     try:
         path = library_path("tensorrt")

@@ -34,6 +34,9 @@ std::string check_attrs(DeformConvAttrs const& attrs);
 std::string correlation_output_shape(Dims4 const& first, Dims4 const& second, CorrelationAttrs const& attrs,
                                      Dims4& out);
 std::string deform_conv_output_shape(DeformConvShapes const& shapes, DeformConvAttrs const& attrs, Dims4& out);
+// The tensor pointers of a DCN call: every one non-NULL, except bias when there is none (bias_size -1).
+std::string check_deform_conv_pointers(void const* x, void const* offset, void const* mask, void const* weight,
+                                       void const* bias, int64_t bias_size, void const* out);
 // The output shape from x, weight and the attributes alone (checks those, not offset, mask, bias).
 std::string deform_conv_output_dims(Dims4 const& x, Dims4 const& weight, DeformConvAttrs const& attrs, Dims4& out);
 

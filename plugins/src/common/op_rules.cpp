@@ -132,6 +132,18 @@ std::string deform_conv_output_shape(DeformConvShapes const& s, DeformConvAttrs 
     return {};
 }
 
+std::string check_deform_conv_pointers(void const* x, void const* offset, void const* mask, void const* weight,
+                                       void const* bias, int64_t bias_size, void const* out) {
+    if (bias_size >= 0 && bias == nullptr) {
+        return "modulated_deform_conv2d: bias is NULL but bias_size is " + std::to_string(bias_size) +
+               " (pass -1 for no bias)";
+    }
+    if (x == nullptr || offset == nullptr || mask == nullptr || weight == nullptr || out == nullptr) {
+        return "modulated_deform_conv2d: a tensor pointer is NULL";
+    }
+    return {};
+}
+
 std::string parse_fields(FieldView const* fields, int32_t count, CorrelationAttrs& attrs,
                          std::vector<std::string>& ignored) {
     CorrelationAttrs parsed;
