@@ -19,6 +19,7 @@ from dpanet.runtime.tensorrt_engine import (
     gpu_identity,
     import_pycuda,
     import_tensorrt,
+    last_error,
     make_logger,
     plugin_library,
     read_sidecar,
@@ -33,45 +34,45 @@ class TensorRTBackend:
     copies and ``execute_async_v3``.
     """
 
-    def __init__(self, engine: str | os.PathLike, plugins: str | os.PathLike | None = None) -> None:
-        engine = Path(engine)
-        if not engine.is_file():
-            raise DPANetError(f"{engine}: no such file")
-        self.sidecar = read_sidecar(engine)
-        self.info: ModelInfo = model_info_from_metadata(self.sidecar.metadata, str(engine))
-        self.profile = self.sidecar.engine_profile
+    def __init__(self, plan: str | os.PathLike, plugins: str | os.PathLike | None = None) -> None:
+        plan = Path(plan)
+        if not plan.is_file():
+            raise DPANetError(f"{plan}: no such file")
+        self.sidecar = read_sidecar(plan)
+        self.info: ModelInfo = model_info_from_metadata(self.sidecar.metadata, str(plan))
+        self.sizes = self.sidecar.engine_profile
         trt = import_tensorrt()
         self._cuda = import_pycuda()
         _, capability = gpu_identity()
-        check_sidecar(self.sidecar, engine, trt.__version__, capability)
-        self._logger = make_logger(trt)
+        check_sidecar(self.sidecar, plan, trt.__version__, capability)
+        self._errors: list[str] = []
+        self._logger = make_logger(trt, self._errors)
         trt.init_libnvinfer_plugins(self._logger, "")
-        library = Path(plugins) if plugins is not None else self._sidecar_plugins(engine)
+        library = Path(plugins) if plugins is not None else self._sidecar_plugins(plan)
         library = plugin_library(trt, library, self.info.flavor)
         self._runtime = trt.Runtime(self._logger)
         if library is not None:
             registry = self._runtime.get_plugin_registry()
             if registry.load_library(str(library)) is None:
                 raise DPANetError(f"{library}: TensorRT could not load the plugin library")
-        self._engine = self._runtime.deserialize_cuda_engine(engine.read_bytes())
+        self._engine = self._runtime.deserialize_cuda_engine(plan.read_bytes())
         if self._engine is None:
-            last = self._logger.errors[-1] if self._logger.errors else "no error message"
             raise DPANetError(
-                f"{engine}: TensorRT could not load the engine ({last}); a truncated or foreign file? "
-                "Rebuild it with dpanet build-engine"
+                f"{plan}: TensorRT could not load the engine ({last_error(self._errors)}); a truncated or "
+                "foreign file? Rebuild it with dpanet build-engine"
             )
         self._context = self._engine.create_execution_context()
         self._dtypes = {name: _numpy_dtype(trt, self._engine.get_tensor_dtype(name)) for name in _io_names()}
         self._stream = self._cuda.Stream()
         self._buffers: dict[tuple[int, ...], dict[str, tuple[np.ndarray, object]]] = {}
 
-    def _sidecar_plugins(self, engine: Path) -> Path | None:
+    def _sidecar_plugins(self, plan: Path) -> Path | None:
         path = self.sidecar.plugins_path
         if path is None:
             return None
         if not Path(path).is_file():
             raise DPANetError(
-                f"{engine}: the plugin library it was built with, {path}, is gone: pass --plugins LIBRARY"
+                f"{plan}: the plugin library it was built with, {path}, is gone: pass --plugins LIBRARY"
             )
         return Path(path)
 
@@ -95,7 +96,7 @@ class TensorRTBackend:
 
     def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         shape = tuple(left.shape)
-        self.profile.check_input(shape, "left/right")
+        self.sizes.check_input(shape, "left/right")
         buffers = self._buffers_for(shape)
         for name in INPUT_NAMES:
             self._context.set_input_shape(name, shape)

@@ -117,14 +117,14 @@ def profile_for(
             raise DPANetError(
                 f"--min/--opt/--max: the model is static ({h}x{w}); its profile can only be {h}x{w}"
             )
-        profile = Profile(batch, (h, w), (h, w), (h, w))
+        sizes = Profile(batch, (h, w), (h, w), (h, w))
     else:
         max_hw = max_hw or opt_hw or DEFAULT_MAX
         opt_hw = opt_hw or max_hw
         min_hw = min_hw or (min(DEFAULT_MIN[0], opt_hw[0]), min(DEFAULT_MIN[1], opt_hw[1]))
-        profile = Profile(batch, min_hw, opt_hw, max_hw)
-    profile.check()
-    return profile
+        sizes = Profile(batch, min_hw, opt_hw, max_hw)
+    sizes.check()
+    return sizes
 
 
 def onnx_precision(model) -> str:
@@ -304,22 +304,25 @@ def import_pycuda():
     return cuda
 
 
-def make_logger(trt):
-    """A TensorRT logger that prints warnings and errors (stderr) and keeps the errors, to repeat
-    the last one in the one-line summary of a failure."""
+def make_logger(trt, errors: list[str]):
+    """A TensorRT logger that prints warnings and errors (stderr) and appends the errors to
+    ``errors``, to repeat the last one in the one-line summary of a failure."""
 
     class Logger(trt.ILogger):
         def __init__(self):
             trt.ILogger.__init__(self)
-            self.errors: list[str] = []
 
         def log(self, severity, msg):
             if severity in (trt.ILogger.ERROR, trt.ILogger.INTERNAL_ERROR):
-                self.errors.append(msg)
+                errors.append(msg)
             if severity in (trt.ILogger.ERROR, trt.ILogger.INTERNAL_ERROR, trt.ILogger.WARNING):
                 print(f"TensorRT: {msg}", file=sys.stderr, flush=True)
 
     return Logger()
+
+
+def last_error(errors: list[str]) -> str:
+    return errors[-1] if errors else "no error message from TensorRT"
 
 
 def _set_precision_trt10(trt, config, precision: str) -> None:
@@ -339,7 +342,8 @@ def build(request: BuildRequest, progress=None) -> Sidecar:
     trt = import_tensorrt()
     major = tensorrt_major(trt.__version__)
     gpu_name, capability = gpu_identity()
-    logger = make_logger(trt)
+    errors: list[str] = []
+    logger = make_logger(trt, errors)
     plugins = plugin_library(trt, request.plugins, facts.flavor)
     progress(trtexec_line(request, facts, plugins, major))
     builder = trt.Builder(logger)
@@ -347,9 +351,7 @@ def build(request: BuildRequest, progress=None) -> Sidecar:
     if plugins is not None:
         registry = builder.get_plugin_registry()
         if registry.load_library(str(plugins)) is None:
-            raise DPANetError(
-                f"{plugins}: TensorRT could not load the plugin library ({'; '.join(logger.errors)})"
-            )
+            raise DPANetError(f"{plugins}: TensorRT could not load the plugin library ({last_error(errors)})")
     # explicit batch on 10.x (its only mode); always strongly typed on 11.x
     network = builder.create_network(0)
     parser = trt.OnnxParser(network, logger)
@@ -373,8 +375,7 @@ def build(request: BuildRequest, progress=None) -> Sidecar:
     progress(f"building (TensorRT {trt.__version__}, {facts.precision}, profile {facts.profile.describe()})")
     plan = builder.build_serialized_network(network, config)
     if plan is None:
-        last = logger.errors[-1] if logger.errors else "no error message"
-        raise DPANetError(f"{request.onnx}: TensorRT could not build the engine ({last})")
+        raise DPANetError(f"{request.onnx}: TensorRT could not build the engine ({last_error(errors)})")
     atomic_write(request.output, lambda tmp: Path(tmp).write_bytes(memoryview(plan)))
     if timing_cache is not None:
         cache_bytes = timing_cache.serialize()
