@@ -195,6 +195,7 @@ def tensorrt_uses(source: str, path: str = "<source>") -> list[Use]:
                 isinstance(value, ast.Attribute)
                 and isinstance(value.value, ast.Name)
                 and value.value.id == "trt"
+                and value.attr not in PYTHON_LEVEL
             ):
                 uses.append(Use(path, node.lineno, value.attr, node.attr, versions))
             elif _receiver(value) in OBJECT_CLASSES:
