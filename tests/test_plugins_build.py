@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,6 +54,7 @@ def ctest_build() -> Path:
             str(CTEST_BUILD),
             "-DDPANET_BUILD_TESTS=ON",
             "-DCMAKE_CUDA_ARCHITECTURES=87",
+            f"-DPython3_EXECUTABLE={sys.executable}",  # the one with scipy-openblas32 installed
             f"-DTensorRT_INCLUDE_DIR={';'.join(str(h) for h in headers)}",
         ]
     )
