@@ -189,3 +189,29 @@ def test_deblur_engine_without_tensorrt_is_one_line(tmp_path, capsys):
 
 def test_sidecar_path_is_beside_the_engine(tmp_path):
     assert sidecar_path(tmp_path / "model.plan") == tmp_path / "model.plan.json"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--threads", "2"], "--threads are for other backends"),
+        (["--backend", "torch"], "go together"),
+        (["--model", "m.onnx"], "--model, --checkpoint"),
+    ],
+)
+def test_deblur_refuses_options_the_engine_does_not_take(tmp_path, capsys, extra, message):
+    for name in ("l.png", "r.png"):
+        cv2.imwrite(str(tmp_path / name), np.full((16, 24, 3), 128, np.uint8))
+    args = [
+        "deblur",
+        "-l",
+        str(tmp_path / "l.png"),
+        "-r",
+        str(tmp_path / "r.png"),
+        "-o",
+        str(tmp_path / "o.png"),
+    ]
+    assert main([*args, "--engine", str(tmp_path / "m.plan"), *extra]) == 1
+    assert message in capsys.readouterr().err
+    assert main([*args, "--plugins", str(tmp_path / "lib.so")]) == 1
+    assert "--plugins is for the tensorrt backend" in capsys.readouterr().err

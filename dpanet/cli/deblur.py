@@ -50,9 +50,10 @@ def run(args: argparse.Namespace) -> int:
     if args.plugins is not None and backend_name != "tensorrt":
         raise DPANetError("--plugins is for the tensorrt backend (--engine)")
     if backend_name == "tensorrt":
-        if args.model is not None or args.checkpoint is not None:
+        if args.model is not None or args.checkpoint is not None or args.threads is not None:
             raise DPANetError(
-                "--engine runs a TensorRT engine; --model and --checkpoint are for other backends"
+                "--engine runs a TensorRT engine on the GPU; --model, --checkpoint and --threads are for "
+                "other backends"
             )
         from dpanet.runtime.tensorrt_backend import TensorRTBackend
 
