@@ -167,6 +167,7 @@ def test_deform_conv_engine_matches_pytorch(trt, dtype, with_bias, case):
 @pytest.fixture(scope="module")
 def small_models(trt, tmp_path_factory):
     """A width-4 DPANet exported in both flavours and precisions, and its checkpoint."""
+    pytest.importorskip("pycuda.driver", reason="the runtime's TensorRT backend needs pycuda")
     folder = tmp_path_factory.mktemp("engines")
     checkpoint = folder / "small.pt"
     save_checkpoint(checkpoint, lively_model(DPANetConfig(width=4), seed=5), "BGR")
