@@ -42,7 +42,8 @@ Geometry geometry(Dims4 const& x, Dims4 const& weight, Dims4 const& out, int thr
     g.out_pixels = g.out_h * g.out_w;
     const int64_t row_bytes = std::max<int64_t>(1, g.k_size) * 4;
     const int64_t fits = std::max<int64_t>(kMinChunk, static_cast<int64_t>(kChunkColumnBytes) / row_bytes);
-    const int64_t per_thread = (g.out_pixels + threads - 1) / threads;  // every thread gets work
+    // several chunks per thread, so that a thread held up by another process does not hold up the rest
+    const int64_t per_thread = (g.out_pixels + 4 * threads - 1) / (4 * threads);
     g.chunk = std::max<int64_t>(1, std::min(fits, per_thread));
     return g;
 }
