@@ -17,7 +17,7 @@ namespace dpanet::cpu {
 namespace {
 
 constexpr std::size_t kChunkColumnBytes = std::size_t{16} << 20;  // column matrix of one chunk
-constexpr int64_t kMinChunk = 256;  // output pixels: fewer make OpenBLAS repack the weight too often
+constexpr int64_t kMinChunk = 1024;  // output pixels per chunk, when there are enough
 
 struct Geometry {
     int64_t batch, channels, height, width;
@@ -41,10 +41,12 @@ Geometry geometry(Dims4 const& x, Dims4 const& weight, Dims4 const& out, int thr
     g.out_w = out[3];
     g.out_pixels = g.out_h * g.out_w;
     const int64_t row_bytes = std::max<int64_t>(1, g.k_size) * 4;
-    const int64_t fits = std::max<int64_t>(kMinChunk, static_cast<int64_t>(kChunkColumnBytes) / row_bytes);
-    // several chunks per thread, so that a thread held up by another process does not hold up the rest
-    const int64_t per_thread = (g.out_pixels + 4 * threads - 1) / (4 * threads);
-    g.chunk = std::max<int64_t>(1, std::min(fits, per_thread));
+    const int64_t fits = static_cast<int64_t>(kChunkColumnBytes) / row_bytes;
+    const int64_t share = (g.out_pixels + threads - 1) / threads;  // every thread gets work
+    // about four chunks per thread, so that a thread held up by another process does not hold up
+    // the rest, unless that makes them so small that OpenBLAS repacks the weight too often
+    const int64_t quarter = (g.out_pixels + 4 * threads - 1) / (4 * threads);
+    g.chunk = std::max<int64_t>(1, std::min({fits, share, std::max(quarter, kMinChunk)}));
     return g;
 }
 
