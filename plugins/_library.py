@@ -16,7 +16,9 @@ ENV_VAR = "DPANET_PLUGINS_LIB_DIR"
 LIBRARIES = {
     "cpu": "libdpanet_cpu.so",
     "cuda": "libdpanet_cuda.so",
-    "tensorrt": "libdpanet_trt_plugins.so",
+    # one plugin library per TensorRT major version (docs/plugins.md)
+    "tensorrt10": "libdpanet_trt10_plugins.so",
+    "tensorrt11": "libdpanet_trt11_plugins.so",
 }
 
 

@@ -22,6 +22,8 @@ _FLOATS = ctypes.POINTER(ctypes.c_float)
 
 @cache
 def _lib() -> ctypes.CDLL:
+    import scipy_openblas32  # noqa: F401  (loads the OpenBLAS libdpanet_cpu links, docs/plugins.md)
+
     lib = ctypes.CDLL(str(library_path("cpu")))
     shape, err = ctypes.POINTER(ctypes.c_int64), (ctypes.c_char_p, ctypes.c_size_t)
     attrs = ctypes.POINTER(ctypes.c_int32)

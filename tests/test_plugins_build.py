@@ -5,14 +5,22 @@ from __future__ import annotations
 import ctypes
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from dpanet.plugins._library import LibraryNotBuilt, library_path
 
+from conftest import SHARED
+
 REPO = Path(__file__).resolve().parents[1]
-TENSORRT_HEADERS = REPO / "third_party" / "tensorrt" / "include" / "NvInferRuntime.h"
+# the TensorRT headers each plugin library is compiled and unit-tested against, by major version
+TENSORRT_HEADERS = {
+    major: SHARED / "third_party" / "tensorrt" / version / "include"
+    for major, version in (("10", "10.3"), ("11", "11.1"))
+}
+CTEST_BUILD = REPO / "build" / "ctest"
 
 
 def _run(cmd: list[str], cwd: Path | None = None) -> str:
@@ -21,26 +29,37 @@ def _run(cmd: list[str], cwd: Path | None = None) -> str:
     return result.stdout
 
 
+def _headers_or_skip(major: str) -> Path:
+    headers = TENSORRT_HEADERS[major]
+    if shutil.which("nvcc") is None:
+        pytest.skip("no nvcc on PATH: the plugin libraries need the CUDA kernels")
+    if not (headers / "NvInferRuntime.h").is_file():
+        pytest.skip(f"needs the TensorRT {major} headers at {headers} (set DPANET_SHARED to ../shared)")
+    return headers
+
+
 @pytest.fixture(scope="module")
 def ctest_build() -> Path:
-    """A standalone build of plugins/ with its tests (kept in build/ctest, so reruns are incremental)."""
+    """A standalone build of plugins/ with its tests (kept in build/ctest, so reruns are incremental):
+    one CUDA architecture, the CUDA objects compiled once and linked into both plugin libraries."""
     if shutil.which("cmake") is None:
         pytest.skip("needs cmake on PATH to build the C++ tests")
-    build = REPO / "build" / "ctest"
-    # one GPU architecture is enough to compile-check the kernels linked into the plugin tests
+    headers = [h for h in TENSORRT_HEADERS.values() if (h / "NvInferRuntime.h").is_file()]
     _run(
         [
             "cmake",
             "-S",
             str(REPO / "plugins"),
             "-B",
-            str(build),
+            str(CTEST_BUILD),
             "-DDPANET_BUILD_TESTS=ON",
-            "-DCMAKE_CUDA_ARCHITECTURES=90",
+            "-DCMAKE_CUDA_ARCHITECTURES=87",
+            f"-DPython3_EXECUTABLE={sys.executable}",  # the one with scipy-openblas32 installed
+            f"-DTensorRT_INCLUDE_DIR={';'.join(str(h) for h in headers)}",
         ]
     )
-    _run(["cmake", "--build", str(build), "-j", "2"])
-    return build
+    _run(["cmake", "--build", str(CTEST_BUILD), "-j", "2"])
+    return CTEST_BUILD
 
 
 @pytest.mark.slow
@@ -51,11 +70,35 @@ def test_cpp_unit_tests_pass(ctest_build):
 
 
 @pytest.mark.slow
-def test_trt_plugin_tests_ran_where_headers_exist(ctest_build):
-    if not TENSORRT_HEADERS.is_file() or shutil.which("nvcc") is None:
-        pytest.skip(f"needs nvcc and the TensorRT headers at {TENSORRT_HEADERS.parent} (docs/plugins.md)")
-    out = _run(["ctest", "--output-on-failure", "-R", "trt_plugins"], cwd=ctest_build)
+@pytest.mark.parametrize("major", sorted(TENSORRT_HEADERS))
+def test_plugin_library_is_built_and_tested_per_tensorrt_major(ctest_build, major):
+    _headers_or_skip(major)
+    assert (ctest_build / f"libdpanet_trt{major}_plugins.so").is_file()
+    out = _run(["ctest", "--output-on-failure", "-R", f"trt{major}_plugins"], cwd=ctest_build)
     assert "1/1 Test #" in out and "Passed" in out
+
+
+@pytest.mark.slow
+def test_libraries_export_only_their_entry_points(ctest_build):
+    """Internal symbols stay hidden: the CUDA launchers linked into a plugin library do not clash
+    with libdpanet_cuda's in one process, and only TensorRT's two entry points are exported."""
+    if shutil.which("nm") is None:
+        pytest.skip("needs nm (binutils) to list the exported symbols")
+    expected = {
+        "libdpanet_cpu.so": lambda name: name.startswith("dpanet_"),
+        "libdpanet_cuda.so": lambda name: name.startswith("dpanet_") and name.endswith(("_cuda", "_size")),
+    }
+    for major in TENSORRT_HEADERS:
+        expected[f"libdpanet_trt{major}_plugins.so"] = lambda name: name in {"getCreators", "setLoggerFinder"}
+    checked = 0
+    for name, allowed in expected.items():
+        if not (ctest_build / name).is_file():
+            continue
+        out = _run(["nm", "-D", "--defined-only", str(ctest_build / name)])
+        symbols = [line.split()[-1] for line in out.splitlines() if line.strip()]
+        assert symbols and all(allowed(s) for s in symbols), f"{name} exports {symbols}"
+        checked += 1
+    assert checked >= 1
 
 
 @pytest.mark.slow
@@ -88,12 +131,41 @@ def test_cuda_library_was_built_when_nvcc_exists():
     assert b"offset has shape" in error.value
 
 
-def test_tensorrt_library_exports_the_loader_entry_points():
+@pytest.mark.parametrize("backend", ["cpu", "cuda"])
+def test_a_bias_size_without_a_bias_pointer_is_refused(backend):
+    """A NULL bias with bias_size >= 0 is a caller's mistake on both backends, never a silent no-bias."""
+    if backend == "cuda" and shutil.which("nvcc") is None:
+        pytest.skip("no nvcc on PATH: the install skips the CUDA kernels")
+    import numpy as np
+
+    from dpanet.plugins import cpu, cuda
+    from dpanet.plugins.cpu import ERROR_SIZE, attrs_array, shape_array
+
+    shapes = [shape_array(s) for s in ((1, 3, 5, 5), (1, 18, 5, 5), (1, 9, 5, 5), (2, 3, 3, 3))]
+    data = np.zeros(1024, np.float32)  # host memory: the call must stop at validation
+    ptr = data.ctypes.data_as(cpu._FLOATS if backend == "cpu" else ctypes.c_void_p)
+    error = ctypes.create_string_buffer(ERROR_SIZE)
+    tensors = [arg for shape in shapes for arg in (ptr, shape)]
+    if backend == "cpu":
+        status = cpu._lib().dpanet_deform_conv_cpu(
+            *tensors, None, 2, attrs_array(1, 1, 1), ptr, 1, error, ERROR_SIZE
+        )
+    else:
+        status = cuda._lib().dpanet_deform_conv_cuda(
+            *tensors, None, 2, attrs_array(1, 1, 1), 0, ptr, ptr, 4096, None, error, ERROR_SIZE
+        )
+    assert status == 1, error.value
+    assert b"bias is NULL but bias_size is 2" in error.value
+
+
+@pytest.mark.parametrize("major", sorted(TENSORRT_HEADERS))
+def test_installed_tensorrt_library_exports_the_loader_entry_points(major):
     try:
-        path = library_path("tensorrt")
+        path = library_path(f"tensorrt{major}")
     except LibraryNotBuilt:
         pytest.skip(
-            "libdpanet_trt_plugins was not built: no TensorRT headers at install time (docs/plugins.md)"
+            f"libdpanet_trt{major}_plugins was not installed: no TensorRT {major} headers at install time "
+            "(docs/plugins.md)"
         )
     lib = ctypes.CDLL(str(path))  # links without libnvinfer
     assert lib.getCreators and lib.setLoggerFinder

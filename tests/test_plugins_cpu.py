@@ -113,9 +113,10 @@ def test_correlation_rejects_bad_arguments():
 def test_workspace_is_reported_and_bounded():
     small = cpu.deform_conv_workspace_bytes((1, 64, 32, 32), (64, 64, 3, 3), threads=2)
     large = cpu.deform_conv_workspace_bytes((1, 64, 256, 256), (64, 64, 3, 3), threads=2)
-    image = 64 * 256 * 256 * 4
-    # the channels-last copy of the image plus per-thread chunks of at most ~1 MiB
-    assert image < large < image + 4 * 2**20
+    image, weight = 64 * 256 * 256 * 4, 64 * 64 * 9 * 4
+    # the channels-last copy of the image, the reordered weight and, per thread, one column chunk of at
+    # most 16 MiB (OpenBLAS's own buffers are not counted)
+    assert image + weight < large <= image + weight + 2 * 16 * 2**20
     assert 0 < small < large
     assert cpu.deform_conv_workspace_bytes((1, 3, 5, 5), (2, 4, 3, 3)) == 0  # invalid shapes
 

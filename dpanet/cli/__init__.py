@@ -17,6 +17,7 @@ from dpanet.errors import DPANetError
 COMMANDS = [
     "deblur",
     "export",
+    "build_engine",
     "convert_official",
     "model_info",
     "bench",

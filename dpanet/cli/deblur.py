@@ -25,10 +25,12 @@ def add_parser(subparsers) -> None:
         "--checkpoint", type=Path, help="our checkpoint, torch backend (default: the bundled demo model)"
     )
     p.add_argument("--model", type=Path, help="an exported .onnx model, onnxruntime backend")
+    p.add_argument("--engine", type=Path, help="a TensorRT engine from dpanet build-engine, tensorrt backend")
+    p.add_argument("--plugins", type=Path, help="tensorrt backend: plugin library (default: the sidecar's)")
     p.add_argument(
         "--backend",
-        choices=["torch", "onnxruntime"],
-        help="inference backend (default: onnxruntime when --model is given, else torch)",
+        choices=["torch", "onnxruntime", "tensorrt"],
+        help="inference backend (default: tensorrt with --engine, onnxruntime with --model, else torch)",
     )
     p.add_argument(
         "--device",
@@ -49,8 +51,24 @@ def run(args: argparse.Namespace) -> int:
     right = read_image(args.right)
     check_pair(left, right)
     check_writable(args.output, left.bit_depth)
-    backend_name = args.backend or ("onnxruntime" if args.model else "torch")
-    if backend_name == "onnxruntime":
+    backend_name = args.backend or ("tensorrt" if args.engine else "onnxruntime" if args.model else "torch")
+    if (backend_name == "tensorrt") != (args.engine is not None):
+        raise DPANetError(
+            "the tensorrt backend and --engine ENGINE.plan go together (see `dpanet build-engine`)"
+        )
+    if args.plugins is not None and backend_name != "tensorrt":
+        raise DPANetError("--plugins is for the tensorrt backend (--engine)")
+    if backend_name == "tensorrt":
+        if args.model is not None or args.checkpoint is not None or args.threads is not None:
+            raise DPANetError(
+                "--engine runs a TensorRT engine on the GPU; --model, --checkpoint and --threads are for "
+                "other backends"
+            )
+        from dpanet.runtime.tensorrt_backend import TensorRTBackend
+
+        backend = TensorRTBackend(args.engine, args.plugins)
+        channel_order = backend.channel_order
+    elif backend_name == "onnxruntime":
         if args.model is None:
             raise DPANetError("--backend onnxruntime needs --model MODEL.onnx (see `dpanet export`)")
         if args.checkpoint is not None:

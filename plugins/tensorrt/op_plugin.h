@@ -2,10 +2,11 @@
 // traits class `Op`:
 //   using Attrs;                          // CorrelationAttrs, DeformConvAttrs
 //   static constexpr char const* kName;   // creator and plugin name (docs/ops.md)
-//   static constexpr auto& kFields;       // FieldSpec array, one per ONNX attribute
+//   static constexpr auto& kFields;       // the op's field table (op_rules.h), one per ONNX attribute
 //   static constexpr int32_t kMinInputs, kMaxInputs;
 //   static std::string output_shape(Attrs const&, DimsExprs const* inputs, int32_t nb, DimsExprs& out,
 //                                   IExprBuilder&);
+//   static std::string check_shapes(Attrs const&, Dims const* inputs, int32_t nb);  // all inputs, concrete
 //   static std::size_t workspace_size(PluginTensorDesc const* in, int32_t nb);  // for the largest shapes
 //   static std::string enqueue(Attrs const&, PluginTensorDesc const* in, int32_t nb, void const* const* inputs,
 //                              void* output, void* workspace, cudaStream_t);
@@ -29,7 +30,7 @@ class OpPlugin final : public nvinfer1::IPluginV3,
 public:
     using Attrs = typename Op::Attrs;
 
-    explicit OpPlugin(Attrs const& attrs) : attrs_(attrs), fields_(to_fields(attrs)) {}
+    explicit OpPlugin(Attrs const& attrs) : attrs_(attrs), fields_(attrs, Op::kFields) {}
 
     Attrs const& attrs() const { return attrs_; }
 
@@ -63,9 +64,26 @@ public:
     char const* getPluginNamespace() const noexcept override { return kPluginNamespace; }
 
     // IPluginV3OneBuild
-    int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const*, int32_t nbInputs,
+    // Every input's shape is checked against the others at the profile's smallest and largest
+    // shapes, so that a graph whose shapes do not fit the op fails when the engine is built,
+    // not at every enqueue.
+    int32_t configurePlugin(nvinfer1::DynamicPluginTensorDesc const* in, int32_t nbInputs,
                             nvinfer1::DynamicPluginTensorDesc const*, int32_t nbOutputs) noexcept override {
-        return check_counts(nbInputs, nbOutputs) ? 0 : 1;
+        if (!check_counts(nbInputs, nbOutputs)) return 1;
+        try {
+            for (bool max : {false, true}) {
+                const std::vector<nvinfer1::Dims> dims = profile_dims(in, nbInputs, max);
+                const std::string error = Op::check_shapes(attrs_, dims.data(), nbInputs);
+                if (!error.empty()) {
+                    fail(std::string("at the profile's ") + (max ? "largest" : "smallest") + " shapes: " + error);
+                    return 1;
+                }
+            }
+            return 0;
+        } catch (std::exception const& e) {
+            fail(e.what());
+        }
+        return 1;
     }
 
     int32_t getOutputDataTypes(nvinfer1::DataType* outputTypes, int32_t nbOutputs,
@@ -155,7 +173,7 @@ private:
     }
 
     Attrs attrs_;
-    FieldStorage fields_;
+    FieldStorage<Attrs, Op::kFields.size()> fields_;
     int32_t nb_inputs_ = Op::kMaxInputs;
 };
 

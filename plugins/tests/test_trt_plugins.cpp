@@ -11,10 +11,19 @@
 #include <vector>
 
 #include "check.h"
+#include "dpanet/api.h"
 #include "dpanet/op_rules.h"
 
 extern "C" void setLoggerFinder(nvinfer1::ILoggerFinder* finder);
 extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators);
+
+namespace {
+int32_t running_version = NV_TENSORRT_VERSION;
+}  // namespace
+
+// Stands in for libnvinfer's own (this executable exports it, so the library finds it as it finds
+// TensorRT's), so that a TensorRT of the other major version can be pretended.
+extern "C" DPANET_API int32_t getInferLibVersion() noexcept { return running_version; }
 
 using namespace nvinfer1;
 using dpanet::test::contains;
@@ -185,6 +194,87 @@ void serialisation_recreates_the_plugin() {
     CHECK(attached != nullptr);
 }
 
+Dims dims(std::vector<int64_t> const& d) {
+    Dims out{};
+    out.nbDims = static_cast<int32_t>(d.size());
+    for (std::size_t i = 0; i < d.size(); ++i) out.d[i] = d[i];
+    return out;
+}
+
+// Inputs as configurePlugin sees them: a profile from `smallest` to `largest` shapes.
+std::vector<DynamicPluginTensorDesc> profile(std::vector<std::vector<int64_t>> const& smallest,
+                                             std::vector<std::vector<int64_t>> const& largest) {
+    std::vector<DynamicPluginTensorDesc> in;
+    for (std::size_t i = 0; i < smallest.size(); ++i) {
+        DynamicPluginTensorDesc d = desc(DataType::kFLOAT);
+        d.min = dims(smallest[i]);
+        d.opt = d.max = dims(largest[i]);
+        d.desc.dims = d.max;
+        in.push_back(d);
+    }
+    return in;
+}
+
+int32_t configure(char const* name, Fields& f, std::vector<DynamicPluginTensorDesc> const& in) {
+    auto plugin = make(name, f);
+    auto* build = static_cast<IPluginV3OneBuild*>(plugin->getCapabilityInterface(PluginCapabilityType::kBUILD));
+    DynamicPluginTensorDesc out = desc(DataType::kFLOAT);
+    return build->configurePlugin(in.data(), static_cast<int32_t>(in.size()), &out, 1);
+}
+
+void shapes_are_checked_when_the_engine_is_built(CapturingLogger& logger) {
+    Fields f;
+    f.geometry({1, 1, 1, 1, 1, 1});
+    const std::vector<int64_t> weight{2, 3, 3, 3}, bias{2};
+    auto small = [](int64_t c, int64_t h) { return std::vector<int64_t>{1, c, h, h}; };
+    // x, offset, mask, weight with and without bias, from 5 x 5 to 9 x 9
+    CHECK(configure("DPANetModulatedDeformConv2d", f,
+                    profile({small(3, 5), small(18, 5), small(9, 5), weight},
+                            {small(3, 9), small(18, 9), small(9, 9), weight})) == 0);
+    CHECK(configure("DPANetModulatedDeformConv2d", f,
+                    profile({small(3, 5), small(18, 5), small(9, 5), weight, bias},
+                            {small(3, 9), small(18, 9), small(9, 9), weight, bias})) == 0);
+    // offset with 16 channels: x and weight alone gave an output shape and the engine was built
+    CHECK(configure("DPANetModulatedDeformConv2d", f,
+                    profile({small(3, 5), small(16, 5), small(9, 5), weight},
+                            {small(3, 9), small(16, 9), small(9, 9), weight})) != 0);
+    CHECK(logger.has(ILogger::Severity::kERROR, "smallest shapes: modulated_deform_conv2d: offset has shape"));
+    // a mask that only fits at the smallest shapes
+    CHECK(configure("DPANetModulatedDeformConv2d", f,
+                    profile({small(3, 5), small(18, 5), small(9, 5), weight},
+                            {small(3, 9), small(18, 9), small(9, 8), weight})) != 0);
+    CHECK(logger.has(ILogger::Severity::kERROR, "largest shapes: modulated_deform_conv2d: mask has shape"));
+    CHECK(configure("DPANetModulatedDeformConv2d", f,
+                    profile({small(3, 5), small(18, 5), small(9, 5), weight, {3}},
+                            {small(3, 5), small(18, 5), small(9, 5), weight, {3}})) != 0);
+    CHECK(logger.has(ILogger::Severity::kERROR, "bias has shape (3,), expected (2,)"));
+    Fields c;
+    c.add("max_displacement", {4});
+    CHECK(configure("DPANetCorrelation", c, profile({small(8, 4), small(8, 4)}, {small(8, 6), small(8, 6)})) == 0);
+    CHECK(configure("DPANetCorrelation", c, profile({small(8, 4), small(8, 4)}, {small(8, 6), small(4, 6)})) != 0);
+    CHECK(logger.has(ILogger::Severity::kERROR, "differ in shape"));
+}
+
+void another_major_version_is_refused(CapturingLogger& logger, Finder& finder) {
+    running_version = NV_TENSORRT_MAJOR == 10 ? 110100 : 100300;
+    int32_t count = -1;
+    CHECK(getCreators(count) == nullptr && count == 0);
+    CHECK(logger.has(ILogger::Severity::kERROR, "cannot be loaded by TensorRT " +
+                                                    std::string(NV_TENSORRT_MAJOR == 10 ? "11.1.0" : "10.3.0")));
+    CHECK(logger.has(ILogger::Severity::kERROR, NV_TENSORRT_MAJOR == 10 ? "load libdpanet_trt11_plugins.so"
+                                                                        : "load libdpanet_trt10_plugins.so"));
+    setLoggerFinder(&finder);  // refused: the finder of another major has another ABI
+    running_version = NV_TENSORRT_VERSION;
+    const std::size_t logged = logger.messages.size();
+    Fields missing;
+    CHECK(make("DPANetCorrelation", missing) == nullptr);  // its error goes to stderr, not to the finder
+    CHECK(logger.messages.size() == logged);
+    setLoggerFinder(&finder);
+    CHECK(make("DPANetCorrelation", missing) == nullptr);
+    CHECK(logger.messages.size() == logged + 1);
+    CHECK(getCreators(count) != nullptr && count == 2);
+}
+
 }  // namespace
 
 int main() {
@@ -195,5 +285,7 @@ int main() {
     invalid_fields_are_refused_with_a_logged_error(logger);
     plugin_capabilities_and_formats();
     serialisation_recreates_the_plugin();
+    shapes_are_checked_when_the_engine_is_built(logger);
+    another_major_version_is_refused(logger, finder);
     return dpanet::test::summary("test_trt_plugins");
 }

@@ -34,6 +34,9 @@ std::string check_attrs(DeformConvAttrs const& attrs);
 std::string correlation_output_shape(Dims4 const& first, Dims4 const& second, CorrelationAttrs const& attrs,
                                      Dims4& out);
 std::string deform_conv_output_shape(DeformConvShapes const& shapes, DeformConvAttrs const& attrs, Dims4& out);
+// The tensor pointers of a DCN call: every one non-NULL, except bias when there is none (bias_size -1).
+std::string check_deform_conv_pointers(void const* x, void const* offset, void const* mask, void const* weight,
+                                       void const* bias, int64_t bias_size, void const* out);
 // The output shape from x, weight and the attributes alone (checks those, not offset, mask, bias).
 std::string deform_conv_output_dims(Dims4 const& x, Dims4 const& weight, DeformConvAttrs const& attrs, Dims4& out);
 
@@ -56,8 +59,26 @@ struct IntArith {
     Value floor_div(Value a, Value b) const { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 };
 
-// Plugin fields, one per ONNX attribute (docs/ops.md). Integer fields arrive as int32 (what the
-// creators declare) or int64. Every field is a scalar (docs/ops.md says why).
+// Plugin fields: every attribute is one scalar int32 field (docs/ops.md says why). One table per
+// op names each field and the attribute it sets; parsing, serialising and the creators' field
+// declarations all read it. TensorRT may hand an integer field as int32 or int64.
+template <class Attrs>
+struct Field {
+    char const* name;
+    int32_t& (*value)(Attrs&);
+};
+
+inline constexpr std::array<Field<CorrelationAttrs>, 1> kCorrelationFields{
+    {{"max_displacement", [](CorrelationAttrs& a) -> int32_t& { return a.max_displacement; }}}};
+inline constexpr std::array<Field<DeformConvAttrs>, 6> kDeformConvFields{
+    {{"stride_y", [](DeformConvAttrs& a) -> int32_t& { return a.stride[0]; }},
+     {"stride_x", [](DeformConvAttrs& a) -> int32_t& { return a.stride[1]; }},
+     {"padding_y", [](DeformConvAttrs& a) -> int32_t& { return a.padding[0]; }},
+     {"padding_x", [](DeformConvAttrs& a) -> int32_t& { return a.padding[1]; }},
+     {"dilation_y", [](DeformConvAttrs& a) -> int32_t& { return a.dilation[0]; }},
+     {"dilation_x", [](DeformConvAttrs& a) -> int32_t& { return a.dilation[1]; }}}};
+
+// A field as TensorRT hands it over, without TensorRT's types.
 enum class FieldType { Int32, Int64, Other };
 
 struct FieldView {
@@ -67,33 +88,11 @@ struct FieldView {
     void const* data;
 };
 
-struct FieldSpec {
-    char const* name;
-    int32_t length;
-};
-
-inline constexpr std::array<FieldSpec, 1> kCorrelationFields{{{"max_displacement", 1}}};
-// Order: the (y, x) pairs of DeformConvAttrs, stride, padding, dilation.
-inline constexpr std::array<FieldSpec, 6> kDeformConvFields{{{"stride_y", 1},
-                                                              {"stride_x", 1},
-                                                              {"padding_y", 1},
-                                                              {"padding_x", 1},
-                                                              {"dilation_y", 1},
-                                                              {"dilation_x", 1}}};
-
-struct IntField {
-    std::string name;
-    std::vector<int32_t> values;
-};
-
 // Parse and validate; names of fields the op does not know go to `ignored` (the caller warns).
 std::string parse_fields(FieldView const* fields, int32_t count, CorrelationAttrs& attrs,
                          std::vector<std::string>& ignored);
 std::string parse_fields(FieldView const* fields, int32_t count, DeformConvAttrs& attrs,
                          std::vector<std::string>& ignored);
-// The fields that serialise a plugin: parse_fields(to_fields(a)) gives back `a`.
-std::vector<IntField> to_fields(CorrelationAttrs const& attrs);
-std::vector<IntField> to_fields(DeformConvAttrs const& attrs);
 
 // Types and formats: linear float32 or float16, every input and the output of one type.
 enum class ElementType { Float32, Float16, Other };

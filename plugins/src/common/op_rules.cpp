@@ -3,6 +3,7 @@
 #include <cstring>
 #include <sstream>
 #include <tuple>
+#include <type_traits>
 
 namespace dpanet {
 namespace {
@@ -132,65 +133,55 @@ std::string deform_conv_output_shape(DeformConvShapes const& s, DeformConvAttrs 
     return {};
 }
 
-std::string parse_fields(FieldView const* fields, int32_t count, CorrelationAttrs& attrs,
-                         std::vector<std::string>& ignored) {
-    CorrelationAttrs parsed;
-    for (int32_t i = 0; i < count; ++i) {
-        FieldView const& f = fields[i];
-        if (named(f, "max_displacement")) {
-            auto err = read_int32(f, parsed.max_displacement);
-            if (!err.empty()) return "DPANetCorrelation: " + err;
-        } else {
-            ignored.emplace_back(f.name != nullptr ? f.name : "(unnamed)");
-        }
+std::string check_deform_conv_pointers(void const* x, void const* offset, void const* mask, void const* weight,
+                                       void const* bias, int64_t bias_size, void const* out) {
+    if (bias_size >= 0 && bias == nullptr) {
+        return "modulated_deform_conv2d: bias is NULL but bias_size is " + std::to_string(bias_size) +
+               " (pass -1 for no bias)";
     }
-    if (parsed.max_displacement == -1) return "DPANetCorrelation: field max_displacement is required";
-    auto err = check_attrs(parsed);
-    if (!err.empty()) return "DPANetCorrelation: " + err;
-    attrs = parsed;
+    if (x == nullptr || offset == nullptr || mask == nullptr || weight == nullptr || out == nullptr) {
+        return "modulated_deform_conv2d: a tensor pointer is NULL";
+    }
     return {};
 }
 
 namespace {
 
-// The attribute a DCN field sets, in kDeformConvFields order.
-std::array<int32_t*, kDeformConvFields.size()> deform_conv_targets(DeformConvAttrs& a) {
-    return {&a.stride[0], &a.stride[1], &a.padding[0], &a.padding[1], &a.dilation[0], &a.dilation[1]};
-}
-
-}  // namespace
-
-std::string parse_fields(FieldView const* fields, int32_t count, DeformConvAttrs& attrs,
-                         std::vector<std::string>& ignored) {
-    DeformConvAttrs parsed;
-    auto targets = deform_conv_targets(parsed);
+// Reads the fields of `table` into a copy of `attrs`; `attrs` changes only when all are valid.
+template <class Attrs, std::size_t N>
+std::string parse_table(char const* plugin, std::array<Field<Attrs>, N> const& table, FieldView const* fields,
+                        int32_t count, Attrs& attrs, std::vector<std::string>& ignored) {
+    Attrs parsed;
     for (int32_t i = 0; i < count; ++i) {
         FieldView const& f = fields[i];
         std::size_t k = 0;
-        while (k < kDeformConvFields.size() && !named(f, kDeformConvFields[k].name)) ++k;
-        if (k == kDeformConvFields.size()) {
+        while (k < N && !named(f, table[k].name)) ++k;
+        if (k == N) {
             ignored.emplace_back(f.name != nullptr ? f.name : "(unnamed)");
             continue;
         }
-        auto err = read_int32(f, *targets[k]);
-        if (!err.empty()) return "DPANetModulatedDeformConv2d: " + err;
+        auto err = read_int32(f, table[k].value(parsed));
+        if (!err.empty()) return std::string(plugin) + ": " + err;
+    }
+    if constexpr (std::is_same_v<Attrs, CorrelationAttrs>) {
+        if (parsed.max_displacement == -1) return std::string(plugin) + ": field max_displacement is required";
     }
     auto err = check_attrs(parsed);
-    if (!err.empty()) return "DPANetModulatedDeformConv2d: " + err;
+    if (!err.empty()) return std::string(plugin) + ": " + err;
     attrs = parsed;
     return {};
 }
 
-std::vector<IntField> to_fields(CorrelationAttrs const& attrs) {
-    return {{kCorrelationFields[0].name, {attrs.max_displacement}}};
+}  // namespace
+
+std::string parse_fields(FieldView const* fields, int32_t count, CorrelationAttrs& attrs,
+                         std::vector<std::string>& ignored) {
+    return parse_table("DPANetCorrelation", kCorrelationFields, fields, count, attrs, ignored);
 }
 
-std::vector<IntField> to_fields(DeformConvAttrs const& a) {
-    DeformConvAttrs copy = a;
-    auto values = deform_conv_targets(copy);
-    std::vector<IntField> fields;
-    for (std::size_t k = 0; k < kDeformConvFields.size(); ++k) fields.push_back({kDeformConvFields[k].name, {*values[k]}});
-    return fields;
+std::string parse_fields(FieldView const* fields, int32_t count, DeformConvAttrs& attrs,
+                         std::vector<std::string>& ignored) {
+    return parse_table("DPANetModulatedDeformConv2d", kDeformConvFields, fields, count, attrs, ignored);
 }
 
 bool supports_format(int32_t pos, TensorFormat const* io) {

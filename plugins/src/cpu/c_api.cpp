@@ -75,11 +75,8 @@ int dpanet_deform_conv_cpu(const float* x, const int64_t x_shape[4], const float
     const auto a = deform_attrs(attrs);
     Dims4 out_shape{};
     auto err = dpanet::deform_conv_output_shape(shapes, a, out_shape);
+    if (err.empty()) err = dpanet::check_deform_conv_pointers(x, offset, mask, weight, bias, bias_size, out);
     if (!err.empty()) return report(err, error, error_size);
-    if (x == nullptr || offset == nullptr || mask == nullptr || weight == nullptr || out == nullptr ||
-        (bias_size >= 0 && bias == nullptr)) {
-        return report("modulated_deform_conv2d: a tensor pointer is NULL", error, error_size);
-    }
     dpanet::cpu::deform_conv(x, offset, mask, weight, bias_size >= 0 ? bias : nullptr, shapes, a, out_shape, out,
                              dpanet::cpu::resolve_threads(num_threads));
     return 0;

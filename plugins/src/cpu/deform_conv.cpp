@@ -1,25 +1,29 @@
 // Modulated deformable convolution (docs/ops.md) as fused chunks of "sample into a column matrix,
 // then GEMM": x is made channels-last so that each bilinear corner is a contiguous run of C values;
-// each thread fills the column matrix of a chunk of output pixels (kept small enough to stay in its
-// L2 cache) and multiplies it by the packed weight.
+// each thread fills the column matrix of a chunk of output pixels (one row per pixel) and has
+// OpenBLAS (scipy-openblas32, single-threaded inside our threads; docs/plugins.md) multiply the
+// weight by it, straight into the output planes.
+#include <cblas.h>
+
 #include <algorithm>
 #include <vector>
 
 #include "dpanet/sampling.h"
-#include "gemm.h"
 #include "kernels.h"
 #include "parallel.h"
+#include "simd.h"
 
 namespace dpanet::cpu {
 namespace {
 
-constexpr std::size_t kChunkColumnBytes = std::size_t{512} << 10;
+constexpr std::size_t kChunkColumnBytes = std::size_t{16} << 20;  // column matrix of one chunk
+constexpr int64_t kMinChunk = 1024;  // output pixels per chunk, when there are enough
 
 struct Geometry {
     int64_t batch, channels, height, width;
-    int64_t kernel_h, kernel_w, taps, k_size;  // k_size = taps * channels (tap-major rows)
+    int64_t kernel_h, kernel_w, taps, k_size;  // k_size = taps * channels (tap-major columns)
     int64_t out_channels, out_h, out_w, out_pixels;
-    int64_t panels, chunk;  // GEMM panels, output pixels per chunk (a multiple of kTileRows)
+    int64_t chunk;  // output pixels per GEMM
 };
 
 Geometry geometry(Dims4 const& x, Dims4 const& weight, Dims4 const& out, int threads) {
@@ -36,12 +40,13 @@ Geometry geometry(Dims4 const& x, Dims4 const& weight, Dims4 const& out, int thr
     g.out_h = out[2];
     g.out_w = out[3];
     g.out_pixels = g.out_h * g.out_w;
-    g.panels = (g.out_channels + kPanel - 1) / kPanel;
     const int64_t row_bytes = std::max<int64_t>(1, g.k_size) * 4;
-    int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>(kChunkColumnBytes) / row_bytes);
-    // enough chunks to keep every thread busy
-    chunk = std::min(chunk, (g.out_pixels + 4 * threads - 1) / (4 * threads));
-    g.chunk = (std::max<int64_t>(1, chunk) + kTileRows - 1) / kTileRows * kTileRows;
+    const int64_t fits = static_cast<int64_t>(kChunkColumnBytes) / row_bytes;
+    const int64_t share = (g.out_pixels + threads - 1) / threads;  // every thread gets work
+    // about four chunks per thread, so that a thread held up by another process does not hold up
+    // the rest, unless that makes them so small that OpenBLAS repacks the weight too often
+    const int64_t quarter = (g.out_pixels + 4 * threads - 1) / (4 * threads);
+    g.chunk = std::max<int64_t>(1, std::min({fits, share, std::max(quarter, kMinChunk)}));
     return g;
 }
 
@@ -98,18 +103,19 @@ void deform_conv(float const* x, float const* offset, float const* mask, float c
                  DeformConvShapes const& shapes, DeformConvAttrs const& attrs, Dims4 const& out_shape, float* out,
                  int threads) {
     const Geometry g = geometry(shapes.x, shapes.weight, out_shape, threads);
-    if (g.batch == 0 || g.out_channels == 0) return;
-    // weight (O, C, KH, KW) -> rows k = t * C + c
-    const std::vector<float> packed = pack_panels(g.out_channels, g.k_size, [&](int64_t o, int64_t k) {
-        return weight[(o * g.channels + k % g.channels) * g.taps + k / g.channels];
-    }, threads);
-    const int64_t ldc = g.panels * kPanel;
+    if (g.batch == 0 || g.out_channels == 0 || g.out_pixels == 0) return;
+    // weight (O, C, KH, KW) -> O x K, column k = t * C + c (the column matrix's order)
+    std::vector<float> w(static_cast<std::size_t>(g.out_channels * g.k_size));
+    parallel_for(g.out_channels, threads, [&](int64_t o) {
+        for (int64_t k = 0; k < g.k_size; ++k) {
+            w[o * g.k_size + k] = weight[(o * g.channels + k % g.channels) * g.taps + k / g.channels];
+        }
+    });
     std::vector<float> xt(static_cast<std::size_t>(g.height * g.width * g.channels));
-    std::vector<std::vector<float>> columns(threads), results(threads);
-    for (int i = 0; i < threads; ++i) {
-        columns[i].assign(static_cast<std::size_t>(g.chunk * g.k_size), 0.0f);
-        results[i].resize(static_cast<std::size_t>(g.chunk * ldc));
-    }
+    std::vector<std::vector<float>> columns(threads);
+    for (auto& c : columns) c.resize(static_cast<std::size_t>(g.chunk * g.k_size));
+    // our threads call OpenBLAS concurrently: its own pool would only compete with them
+    scipy_openblas_set_num_threads(1);
     const int64_t chunks = (g.out_pixels + g.chunk - 1) / g.chunk;
     for (int64_t n = 0; n < g.batch; ++n) {
         to_channels_last(x + n * g.channels * g.height * g.width, g, xt.data(), threads);
@@ -120,23 +126,22 @@ void deform_conv(float const* x, float const* offset, float const* mask, float c
             const int64_t p0 = chunk * g.chunk;
             const int64_t count = std::min(g.chunk, g.out_pixels - p0);
             float* cols = columns[thread_index()].data();
-            float* res = results[thread_index()].data();
             fill_columns(xt.data(), off, msk, g, attrs, p0, count, cols);
-            const int64_t rows = (count + kTileRows - 1) / kTileRows * kTileRows;
-            gemm(rows, g.k_size, g.panels, cols, packed.data(), res);
             for (int64_t o = 0; o < g.out_channels; ++o) {
-                const float b = bias != nullptr ? bias[o] : 0.0f;
-                float* plane = dst + o * g.out_pixels + p0;
-                for (int64_t i = 0; i < count; ++i) plane[i] = res[i * ldc + o] + b;
+                std::fill_n(dst + o * g.out_pixels + p0, count, bias != nullptr ? bias[o] : 0.0f);
             }
+            // out[o][p0 + i] += sum_k w[o][k] * cols[i][k]
+            scipy_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(g.out_channels),
+                              static_cast<blasint>(count), static_cast<blasint>(g.k_size), 1.0f, w.data(),
+                              static_cast<blasint>(g.k_size), cols, static_cast<blasint>(g.k_size), 1.0f, dst + p0,
+                              static_cast<blasint>(g.out_pixels));
         });
     }
 }
 
 std::size_t deform_conv_workspace_bytes(Dims4 const& x, Dims4 const& weight, Dims4 const& out_shape, int threads) {
     const Geometry g = geometry(x, weight, out_shape, threads);
-    const int64_t floats = g.height * g.width * g.channels + g.panels * kPanel * g.k_size +
-                           threads * g.chunk * (g.k_size + g.panels * kPanel);
+    const int64_t floats = g.height * g.width * g.channels + g.out_channels * g.k_size + threads * g.chunk * g.k_size;
     return static_cast<std::size_t>(floats) * 4;
 }
 

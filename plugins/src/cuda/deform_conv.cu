@@ -31,6 +31,7 @@ extern "C" int dpanet_deform_conv_cuda(const void* x, const int64_t x_shape[4], 
     const dpanet::DeformConvAttrs a = deform_attrs(attrs);
     dpanet::Dims4 os{};
     auto err = dpanet::deform_conv_output_shape(s, a, os);
+    if (err.empty()) err = dpanet::check_deform_conv_pointers(x, offset, mask, weight, bias, bias_size, out);
     if (!err.empty()) return invalid(err, error, error_size);
     if (os[0] > 65535 || s.x[1] * s.x[2] * s.x[3] > INT32_MAX || os[1] * os[2] * os[3] > INT32_MAX ||
         2 * s.weight[2] * s.weight[3] * os[2] * os[3] > INT32_MAX) {
@@ -47,7 +48,7 @@ extern "C" int dpanet_deform_conv_cuda(const void* x, const int64_t x_shape[4], 
     }
     if (os[0] * os[1] * os[2] * os[3] == 0) return 0;
     const Geometry g = deform_conv_geometry(s, a, os);
-    void const* b = bias_size >= 0 ? bias : nullptr;
+    void const* b = bias_size >= 0 ? bias : nullptr;  // a bias pointer without a size is ignored, as on the CPU
     auto cuda_stream = static_cast<cudaStream_t>(stream);
     if (dtype == DPANET_FLOAT32) {
         launch<float>(x, offset, mask, weight, b, out, workspace, g, os[0], cuda_stream);

@@ -16,6 +16,12 @@ std::string CorrelationOp::output_shape(Attrs const& attrs, nvinfer1::DimsExprs 
     return {};
 }
 
+std::string CorrelationOp::check_shapes(Attrs const& attrs, nvinfer1::Dims const* inputs, int32_t) {
+    Dims4 first{}, second{}, out{};
+    if (!dims4(inputs[0], first) || !dims4(inputs[1], second)) return "first and second must be 4-D (NCHW)";
+    return correlation_output_shape(first, second, attrs, out);
+}
+
 std::size_t CorrelationOp::workspace_size(nvinfer1::PluginTensorDesc const*, int32_t) { return 0; }
 
 std::string CorrelationOp::enqueue(Attrs const& attrs, nvinfer1::PluginTensorDesc const* in, int32_t,

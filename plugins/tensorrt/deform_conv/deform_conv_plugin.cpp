@@ -21,6 +21,31 @@ std::string DeformConvOp::output_shape(Attrs const& a, nvinfer1::DimsExprs const
     return {};
 }
 
+namespace {
+
+// The shapes of x, offset, mask, weight and bias (when given) as op_rules takes them.
+std::string deform_conv_shapes(nvinfer1::Dims const* in, int32_t nb_inputs, DeformConvShapes& s) {
+    Dims4* four[4] = {&s.x, &s.offset, &s.mask, &s.weight};
+    for (int32_t i = 0; i < 4; ++i) {
+        if (!dims4(in[i], *four[i])) return "x, offset, mask and weight must be 4-D";
+    }
+    s.bias_size = -1;
+    if (nb_inputs == 5) {
+        if (in[4].nbDims != 1) return "bias must be 1-D";
+        s.bias_size = in[4].d[0];
+    }
+    return {};
+}
+
+}  // namespace
+
+std::string DeformConvOp::check_shapes(Attrs const& a, nvinfer1::Dims const* inputs, int32_t nb_inputs) {
+    DeformConvShapes shapes;
+    Dims4 out{};
+    std::string error = deform_conv_shapes(inputs, nb_inputs, shapes);
+    return error.empty() ? deform_conv_output_shape(shapes, a, out) : error;
+}
+
 std::size_t DeformConvOp::workspace_size(nvinfer1::PluginTensorDesc const* in, int32_t) {
     Dims4 weight{};
     if (!dims4(in[3].dims, weight)) return 0;
@@ -29,18 +54,17 @@ std::size_t DeformConvOp::workspace_size(nvinfer1::PluginTensorDesc const* in, i
 
 std::string DeformConvOp::enqueue(Attrs const& a, nvinfer1::PluginTensorDesc const* in, int32_t nb_inputs,
                                   void const* const* inputs, void* output, void* workspace, cudaStream_t stream) {
-    Dims4 shapes[4];
-    for (int32_t i = 0; i < 4; ++i) {
-        if (!dims4(in[i].dims, shapes[i])) return "x, offset, mask and weight must be 4-D";
-    }
-    const bool has_bias = nb_inputs == 5;
-    if (has_bias && in[4].dims.nbDims != 1) return "bias must be 1-D";
+    nvinfer1::Dims dims[5];
+    for (int32_t i = 0; i < nb_inputs; ++i) dims[i] = in[i].dims;
+    DeformConvShapes s;
+    const std::string invalid = deform_conv_shapes(dims, nb_inputs, s);
+    if (!invalid.empty()) return invalid;
     const int32_t attrs[6] = {a.stride[0], a.stride[1], a.padding[0], a.padding[1], a.dilation[0], a.dilation[1]};
     char error[512];
-    if (dpanet_deform_conv_cuda(inputs[0], shapes[0].data(), inputs[1], shapes[1].data(), inputs[2],
-                                shapes[2].data(), inputs[3], shapes[3].data(), has_bias ? inputs[4] : nullptr,
-                                has_bias ? in[4].dims.d[0] : -1, attrs, kernel_dtype(in[0].type), output, workspace,
-                                workspace_size(in, nb_inputs), stream, error, sizeof(error)) != 0) {
+    if (dpanet_deform_conv_cuda(inputs[0], s.x.data(), inputs[1], s.offset.data(), inputs[2], s.mask.data(),
+                                inputs[3], s.weight.data(), s.bias_size >= 0 ? inputs[4] : nullptr, s.bias_size, attrs,
+                                kernel_dtype(in[0].type), output, workspace, workspace_size(in, nb_inputs), stream,
+                                error, sizeof(error)) != 0) {
         return error;
     }
     return {};

@@ -16,6 +16,7 @@ struct DeformConvOp {
 
     static std::string output_shape(Attrs const& attrs, nvinfer1::DimsExprs const* inputs, int32_t nb_inputs,
                                     nvinfer1::DimsExprs& out, nvinfer1::IExprBuilder& builder);
+    static std::string check_shapes(Attrs const& attrs, nvinfer1::Dims const* inputs, int32_t nb_inputs);
     static std::size_t workspace_size(nvinfer1::PluginTensorDesc const* in, int32_t nb_inputs);
     static std::string enqueue(Attrs const& attrs, nvinfer1::PluginTensorDesc const* in, int32_t nb_inputs,
                                void const* const* inputs, void* output, void* workspace, cudaStream_t stream);

@@ -1,0 +1,66 @@
+"""dpanet build-engine: an exported ONNX model to a TensorRT engine and its sidecar."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dpanet.cli.options import check_multiple, parse_size
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "build-engine",
+        help="build a TensorRT engine from an exported ONNX model",
+        description="Build a TensorRT engine (TensorRT 10.3+ or 11.x, on the GPU that will run it) from a "
+        "model written by dpanet export or dpanet calibrate, with one optimization profile for left and "
+        "right. Precision comes from the file: fp32, fp16, or int8 Q/DQ. Writes the engine and a sidecar "
+        "OUTPUT.json (TensorRT version, GPU, the ONNX file's sha256 and metadata, plugin library, "
+        "precision, profile) and prints the equivalent trtexec command (docs/engines.md).",
+    )
+    p.add_argument("--onnx", required=True, type=Path, help="the exported .onnx model")
+    p.add_argument("-o", "--output", required=True, type=Path, help="the engine to write (e.g. model.plan)")
+    p.add_argument(
+        "--plugins",
+        type=Path,
+        help="plugin library (default for plugin-flavour models: the installed "
+        "libdpanet_trt<major>_plugins.so of the running TensorRT)",
+    )
+    for name, default in (("min", "256x256, or --opt if smaller"), ("opt", "--max"), ("max", "1120x1680")):
+        p.add_argument(
+            f"--{name}",
+            type=parse_size,
+            metavar="HxW",
+            help=f"{name} input size, multiples of 8 (default: {default})",
+        )
+    p.add_argument("--batch", type=int, default=1, help="batch size of the profile (default: 1)")
+    p.add_argument(
+        "--workspace", type=float, default=4.0, metavar="GiB", help="builder workspace (default: 4)"
+    )
+    p.add_argument("--timing-cache", type=Path, metavar="FILE", help="timing cache to read and update")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dpanet.runtime.tensorrt_engine import BuildRequest, build, sidecar_path
+
+    for name in ("min", "opt", "max"):
+        if getattr(args, name) is not None:
+            check_multiple(f"--{name}", getattr(args, name))
+    request = BuildRequest(
+        onnx=args.onnx,
+        output=args.output,
+        plugins=args.plugins,
+        profile_min=args.min,
+        profile_opt=args.opt,
+        profile_max=args.max,
+        batch=args.batch,
+        workspace_gib=args.workspace,
+        timing_cache=args.timing_cache,
+    )
+    sidecar = build(request)
+    print(
+        f"wrote {args.output} and {sidecar_path(args.output)} (TensorRT {sidecar.tensorrt_version}, "
+        f"{sidecar.gpu_name}, {sidecar.precision})"
+    )
+    return 0

@@ -1,0 +1,217 @@
+"""build-engine and the TensorRT backend where TensorRT is absent: everything decided before
+TensorRT is involved (profiles, precision, sidecar checks, the trtexec line) and the one-line
+errors of `dpanet build-engine` and `dpanet deblur --engine` without the tensorrt package."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from dpanet.cli import main
+from dpanet.errors import DPANetError
+from dpanet.runtime.tensorrt_engine import (
+    BuildRequest,
+    ModelFacts,
+    Profile,
+    Sidecar,
+    check_sidecar,
+    onnx_precision,
+    profile_for,
+    read_model,
+    read_sidecar,
+    sidecar_path,
+    trtexec_line,
+)
+
+HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
+
+
+def _model(path, size="dynamic", dtype=TensorProto.FLOAT, qdq=False):
+    """A two-input graph with dpanet metadata (left + right), enough for everything before TensorRT."""
+    inputs = [helper.make_tensor_value_info(n, dtype, [1, 3, "h", "w"]) for n in ("left", "right")]
+    nodes = [helper.make_node("Add", ["left", "right"], ["output"])]
+    inits = []
+    if qdq:
+        inits = [numpy_helper.from_array(np.array(0.1, np.float32), "s")]
+        nodes = [
+            helper.make_node("QuantizeLinear", ["left", "s"], ["q"]),
+            helper.make_node("DequantizeLinear", ["q", "s"], ["dq"]),
+            helper.make_node("Add", ["dq", "right"], ["output"]),
+        ]
+    output = helper.make_tensor_value_info("output", dtype, [1, 3, "h", "w"])
+    model = helper.make_model(helper.make_graph(nodes, "g", inputs, [output], initializer=inits))
+    for key, value in {"flavor": "portable", "size": size, "channel_order": "BGR"}.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = f"dpanet.{key}", value
+    onnx.save(model, path)
+    return path
+
+
+def test_profile_defaults_and_options():
+    assert profile_for("dynamic", 1, None, None, None) == Profile(1, (256, 256), (1120, 1680), (1120, 1680))
+    assert profile_for("dynamic", 2, None, (64, 96), None) == Profile(2, (64, 96), (64, 96), (64, 96))
+    assert profile_for("dynamic", 1, (64, 64), None, (512, 768)).opt == (512, 768)
+    assert profile_for("32x48", 1, None, None, None) == Profile(1, (32, 48), (32, 48), (32, 48))
+    with pytest.raises(DPANetError, match="static \\(32x48\\)"):
+        profile_for("32x48", 1, None, None, (64, 64))
+    with pytest.raises(DPANetError, match="heights 512, 256, 1024 are not in increasing order"):
+        profile_for("dynamic", 1, (512, 64), (256, 64), (1024, 64))
+    with pytest.raises(DPANetError, match="--batch"):
+        profile_for("dynamic", 0, None, None, None)
+
+
+def test_an_input_outside_the_profile_names_the_range():
+    sizes = Profile(1, (64, 64), (128, 128), (256, 512))
+    sizes.check_input((1, 3, 256, 512), "x")
+    sizes.check_input((1, 3, 64, 64), "x")
+    with pytest.raises(DPANetError, match="input 264x512 \\(batch 1\\) is outside .* 64x64 to 256x512"):
+        sizes.check_input((1, 3, 264, 512), "x")
+    with pytest.raises(DPANetError, match="batch 2"):
+        sizes.check_input((2, 3, 64, 64), "x")
+
+
+def test_precision_comes_from_the_graph(tmp_path):
+    assert onnx_precision(onnx.load(_model(tmp_path / "a.onnx"))) == "fp32"
+    assert onnx_precision(onnx.load(_model(tmp_path / "b.onnx", dtype=TensorProto.FLOAT16))) == "fp16"
+    assert onnx_precision(onnx.load(_model(tmp_path / "c.onnx", qdq=True))) == "int8"
+
+
+@pytest.mark.parametrize(
+    "major, precision, flags",
+    [(10, "fp16", ["--fp16"]), (10, "int8", ["--int8", "--fp16"]), (11, "int8", []), (10, "fp32", [])],
+)
+def test_trtexec_line_matches_the_build(tmp_path, major, precision, flags):
+    request = BuildRequest(onnx=tmp_path / "m.onnx", output=tmp_path / "m.plan", workspace_gib=2)
+    facts = ModelFacts(b"", "", {}, precision, "plugin", Profile(1, (64, 64), (128, 192), (256, 384)))
+    line = trtexec_line(request, facts, tmp_path / "lib.so", major).split()
+    assert line[:4] == ["trtexec", f"--onnx={tmp_path / 'm.onnx'}", f"--saveEngine={tmp_path / 'm.plan'}",
+                        f"--dynamicPlugins={tmp_path / 'lib.so'}"]  # fmt: skip
+    assert "--minShapes=left:1x3x64x64,right:1x3x64x64" in line
+    assert "--optShapes=left:1x3x128x192,right:1x3x128x192" in line
+    assert "--memPoolSize=workspace:2048M" in line
+    assert [p for p in line if p in ("--fp16", "--int8")] == flags
+
+
+def _sidecar(**changes) -> Sidecar:
+    fields = dict(
+        tensorrt_version="10.3.0",
+        gpu_name="Orin",
+        compute_capability="8.7",
+        onnx_path="m.onnx",
+        onnx_sha256="0" * 64,
+        metadata={"dpanet.flavor": "plugin"},
+        plugins_path=None,
+        plugins_sha256=None,
+        precision="fp16",
+        profile={"batch": 1, "min": [64, 64], "opt": [64, 64], "max": [128, 128]},
+    )
+    return Sidecar(**{**fields, **changes})
+
+
+def test_sidecar_round_trip_and_checks(tmp_path):
+    engine = tmp_path / "m.plan"
+    (tmp_path / "m.plan.json").write_text(_sidecar().to_json())
+    sidecar = read_sidecar(engine)
+    assert sidecar == _sidecar()
+    assert sidecar.engine_profile == Profile(1, (64, 64), (64, 64), (128, 128))
+    check_sidecar(sidecar, engine, "10.3.0", "8.7")
+    message = "built with TensorRT 10.3.0 on sm_87 \\(Orin\\), this is TensorRT 10.3.0 on sm_90: rebuild"
+    with pytest.raises(DPANetError, match=message):
+        check_sidecar(sidecar, engine, "10.3.0", "9.0")
+    with pytest.raises(
+        DPANetError, match="this is TensorRT 11.1.0 on sm_87: rebuild it here with dpanet build-engine"
+    ):
+        check_sidecar(sidecar, engine, "11.1.0", "8.7")
+    with pytest.raises(DPANetError, match="no such file: an engine needs the sidecar"):
+        read_sidecar(tmp_path / "other.plan")
+    (tmp_path / "bad.plan.json").write_text(json.dumps({"tensorrt_version": "10.3.0"}))
+    with pytest.raises(DPANetError, match="not a dpanet engine sidecar"):
+        read_sidecar(tmp_path / "bad.plan")
+
+
+def test_read_model_checks_files_before_tensorrt(tmp_path):
+    model = _model(tmp_path / "m.onnx", size="32x48")
+    facts = read_model(BuildRequest(onnx=model, output=tmp_path / "m.plan"))
+    assert facts.profile == Profile(1, (32, 48), (32, 48), (32, 48)) and facts.precision == "fp32"
+    assert facts.metadata["dpanet.flavor"] == "portable"
+    with pytest.raises(DPANetError, match="is an input of this command"):
+        read_model(BuildRequest(onnx=model, output=model))
+    (tmp_path / "junk.onnx").write_bytes(b"\x00not onnx")
+    with pytest.raises(DPANetError, match="not an ONNX model"):
+        read_model(BuildRequest(onnx=tmp_path / "junk.onnx", output=tmp_path / "j.plan"))
+
+
+@pytest.mark.skipif(
+    HAS_TENSORRT, reason="the tensorrt package is installed: this checks the message without it"
+)
+def test_build_engine_without_tensorrt_is_one_line(tmp_path, capsys):
+    model = _model(tmp_path / "m.onnx")
+    assert main(["build-engine", "--onnx", str(model), "-o", str(tmp_path / "m.plan")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        "dpanet build-engine: error: TensorRT is needed: on a GPU machine"
+    )
+    assert not (tmp_path / "m.plan").exists() and not (tmp_path / "m.plan.json").exists()
+
+
+@pytest.mark.skipif(
+    HAS_TENSORRT, reason="the tensorrt package is installed: this checks the message without it"
+)
+def test_deblur_engine_without_tensorrt_is_one_line(tmp_path, capsys):
+    for name in ("l.png", "r.png"):
+        cv2.imwrite(str(tmp_path / name), np.full((16, 24, 3), 128, np.uint8))
+    (tmp_path / "m.plan").write_bytes(b"plan")
+    metadata = {"flavor": "plugin", "config": "{}", "channel_order": "BGR", "precision": "fp16"}
+    sidecar = _sidecar(metadata={f"dpanet.{k}": v for k, v in metadata.items()})
+    (tmp_path / "m.plan.json").write_text(sidecar.to_json())
+    args = [
+        "deblur",
+        "-l",
+        str(tmp_path / "l.png"),
+        "-r",
+        str(tmp_path / "r.png"),
+        "-o",
+        str(tmp_path / "o.png"),
+    ]
+    assert main([*args, "--engine", str(tmp_path / "m.plan")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "error: TensorRT is needed" in err[0]
+    assert not (tmp_path / "o.png").exists()
+    assert main([*args, "--engine", str(tmp_path / "m.plan"), "--backend", "onnxruntime"]) == 1
+    assert "go together" in capsys.readouterr().err
+
+
+def test_sidecar_path_is_beside_the_engine(tmp_path):
+    assert sidecar_path(tmp_path / "model.plan") == tmp_path / "model.plan.json"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--threads", "2"], "--threads are for other backends"),
+        (["--backend", "torch"], "go together"),
+        (["--model", "m.onnx"], "--model, --checkpoint"),
+    ],
+)
+def test_deblur_refuses_options_the_engine_does_not_take(tmp_path, capsys, extra, message):
+    for name in ("l.png", "r.png"):
+        cv2.imwrite(str(tmp_path / name), np.full((16, 24, 3), 128, np.uint8))
+    args = [
+        "deblur",
+        "-l",
+        str(tmp_path / "l.png"),
+        "-r",
+        str(tmp_path / "r.png"),
+        "-o",
+        str(tmp_path / "o.png"),
+    ]
+    assert main([*args, "--engine", str(tmp_path / "m.plan"), *extra]) == 1
+    assert message in capsys.readouterr().err
+    assert main([*args, "--plugins", str(tmp_path / "lib.so")]) == 1
+    assert "--plugins is for the tensorrt backend" in capsys.readouterr().err
