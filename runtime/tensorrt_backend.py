@@ -13,7 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from dpanet.errors import DPANetError
-from dpanet.runtime.model_info import INPUT_NAMES, OUTPUT_NAME, ModelInfo, model_info_from_metadata
+from dpanet.runtime.model_info import (
+    INPUT_NAMES,
+    OUTPUT_NAME,
+    ModelInfo,
+    Port,
+    check_interface,
+    model_info_from_metadata,
+)
 from dpanet.runtime.tensorrt_engine import (
     check_sidecar,
     gpu_identity,
@@ -61,6 +68,7 @@ class TensorRTBackend:
                 f"{plan}: TensorRT could not load the engine ({last_error(self._errors)}); a truncated or "
                 "foreign file? Rebuild it with dpanet build-engine"
             )
+        check_interface(*_engine_ports(trt, self._engine), self.info, str(plan))
         self._context = self._engine.create_execution_context()
         self._dtypes = {name: _numpy_dtype(trt, self._engine.get_tensor_dtype(name)) for name in _io_names()}
         self._stream = self._cuda.Stream()
@@ -112,6 +120,18 @@ class TensorRTBackend:
         self._cuda.memcpy_dtoh_async(host, device, self._stream)
         self._stream.synchronize()
         return host.astype(np.float32, copy=True)
+
+
+def _engine_ports(trt, engine) -> tuple[list[Port], list[Port]]:
+    """The engine's inputs and outputs as (name, shape) pairs, dynamic sizes as None."""
+    inputs: list[Port] = []
+    outputs: list[Port] = []
+    for index in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(index)
+        shape = tuple(int(d) if d >= 0 else None for d in engine.get_tensor_shape(name))
+        is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+        (inputs if is_input else outputs).append((name, shape))
+    return inputs, outputs
 
 
 def _io_names() -> tuple[str, ...]:

@@ -194,7 +194,8 @@ def test_sidecar_path_is_beside_the_engine(tmp_path):
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--threads", "2"], "--threads are for other backends"),
+        (["--threads", "2"], "--threads and --device are for other backends"),
+        (["--device", "cuda"], "--threads and --device are for other backends"),
         (["--backend", "torch"], "go together"),
         (["--model", "m.onnx"], "--model, --checkpoint"),
     ],

@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     from dpanet.runtime.images import check_writable, read_image, write_image
     from dpanet.runtime.pipeline import check_pair, deblur_pair
 
-    check_not_input(args.output, args.left, args.right, args.checkpoint, args.model)
+    inputs = (args.left, args.right, args.checkpoint, args.model, args.engine, args.plugins)
+    check_not_input(args.output, *inputs)
     left = read_image(args.left)
     right = read_image(args.right)
     check_pair(left, right)
@@ -59,10 +60,10 @@ def run(args: argparse.Namespace) -> int:
     if args.plugins is not None and backend_name != "tensorrt":
         raise DPANetError("--plugins is for the tensorrt backend (--engine)")
     if backend_name == "tensorrt":
-        if args.model is not None or args.checkpoint is not None or args.threads is not None:
+        if any(v is not None for v in (args.model, args.checkpoint, args.threads, args.device)):
             raise DPANetError(
-                "--engine runs a TensorRT engine on the GPU; --model, --checkpoint and --threads are for "
-                "other backends"
+                "--engine runs a TensorRT engine on the GPU; --model, --checkpoint, --threads and --device "
+                "are for other backends"
             )
         from dpanet.runtime.tensorrt_backend import TensorRTBackend
 
