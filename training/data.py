@@ -29,9 +29,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dpanet.contract import SIZE_MULTIPLE
 from dpanet.errors import DPANetError
 from dpanet.runtime.images import READ_SUFFIXES, read_image
-from dpanet.runtime.pipeline import SIZE_MULTIPLE, to_network
+from dpanet.runtime.pipeline import to_network
 from dpanet.training.scenes import SceneRecipe, render_random_scene
 from dpanet.training.synth import DPImage
 
