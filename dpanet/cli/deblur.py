@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from dpanet.cli.options import check_multiple, parse_size
 from dpanet.errors import DPANetError
+from dpanet.runtime.tiling import DEFAULT_OVERLAP
 
 
 def add_parser(subparsers) -> None:
@@ -29,6 +32,20 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch device (default: cpu)")
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: all cores)")
+    p.add_argument(
+        "--tile",
+        type=parse_size,
+        metavar="HxW",
+        help="run in overlapping tiles of this size (multiples of 8) to bound memory; a static-size "
+        "model always tiles at its own size (docs/runtime.md)",
+    )
+    p.add_argument(
+        "--overlap",
+        type=int,
+        metavar="N",
+        help="pixels neighbouring tiles share, a multiple of 8 below half the tile "
+        f"(default: {DEFAULT_OVERLAP})",
+    )
     p.set_defaults(run=run)
 
 
@@ -36,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from dpanet.runtime.images import check_writable, read_image, write_image
     from dpanet.runtime.pipeline import check_pair, deblur_pair
 
+    if args.tile is not None:
+        check_multiple("--tile", args.tile)
     left = read_image(args.left)
     right = read_image(args.right)
     check_pair(left, right)
@@ -54,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         if args.model is not None:
             raise DPANetError("--model is for the onnxruntime backend; the torch backend reads --checkpoint")
         backend, channel_order = _torch_backend(args.checkpoint, args.device)
-    result = deblur_pair(left, right, backend, channel_order)
+    result = deblur_pair(left, right, backend, channel_order, args.tile, args.overlap, _note)
     write_image(args.output, result.pixels, result.bit_depth)
     print(
         f"wrote {args.output} ({left.size[1]} x {left.size[0]}, {left.channels} channel(s), "
@@ -69,3 +88,7 @@ def _torch_backend(checkpoint: Path | None, device: str):
 
     loaded = load_checkpoint(checkpoint or default_checkpoint_path())
     return TorchBackend(loaded.model, resolve_device(device)), loaded.channel_order
+
+
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
