@@ -111,6 +111,12 @@ def plan_tiling(
     return Tiling((min(tile[0], h), min(tile[1], w)), requested.overlap), None  # one tile along a short axis
 
 
+def check_tiling(backend: Backend, tile: tuple[int, int] | None, overlap: int | None) -> None:
+    """Raise :class:`DPANetError` now, before any image is read, if ``tile``/``overlap`` would be
+    refused for some image (planning for a huge one makes every check :func:`plan_tiling` makes)."""
+    plan_tiling(backend, (1 << 20, 1 << 20), tile, overlap)
+
+
 def run_network(
     backend: Backend,
     left: np.ndarray,

@@ -21,8 +21,6 @@ number of loader workers or processes, and :meth:`set_epoch` gives each epoch ne
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -30,110 +28,38 @@ import torch
 from torch.utils.data import Dataset
 
 from dpanet.contract import SIZE_MULTIPLE
-from dpanet.errors import DPANetError
-from dpanet.runtime.images import READ_SUFFIXES, read_image
+from dpanet.runtime.images import read_image
+from dpanet.runtime.pairs import (
+    SPLITS,
+    VIEWS,
+    DatasetError,
+    PairFiles,
+    dpdd_folders,
+    list_dpdd,
+    list_triplets,
+)
 from dpanet.runtime.pipeline import to_network
 from dpanet.training.scenes import SceneRecipe, render_random_scene
 from dpanet.training.synth import DPImage
 
-SPLITS = ("train", "val", "test")
-VIEWS = ("left", "right", "combined", "target")
-_LISTED = 5  # missing files named in an error message; the rest are counted
+__all__ = [  # discovery lives in the torch-free dpanet.runtime.pairs; re-exported for the loaders' users
+    "AUGMENTATIONS",
+    "SPLITS",
+    "DatasetError",
+    "PairDataset",
+    "PairFiles",
+    "SyntheticDPDataset",
+    "Transform",
+    "center_crop",
+    "dpdd_folders",
+    "list_dpdd",
+    "list_triplets",
+    "load_scene",
+    "random_crop",
+    "release_augment",
+]
 
-
-class DatasetError(DPANetError):
-    """A dataset folder that does not have the expected layout or contents."""
-
-
-@dataclass(frozen=True)
-class PairFiles:
-    """The files of one scene. ``target`` and ``combined`` may be absent (no ground truth)."""
-
-    name: str
-    left: Path
-    right: Path
-    target: Path | None = None
-    combined: Path | None = None
-
-
-def _missing_error(root: Path, missing: list[str], what: str) -> DatasetError:
-    more = f", ... and {len(missing) - _LISTED} more" if len(missing) > _LISTED else ""
-    return DatasetError(f"{root}: {len(missing)} {what} missing: {', '.join(missing[:_LISTED])}{more}")
-
-
-def dpdd_folders(root: Path, split: str) -> dict[str, Path]:
-    return {
-        "combined": root / f"{split}_c" / "source",
-        "target": root / f"{split}_c" / "target",
-        "left": root / f"{split}_l" / "source",
-        "right": root / f"{split}_r" / "source",
-    }
-
-
-def list_dpdd(root: str | Path, split: str) -> list[PairFiles]:
-    """The scenes of one DPDD split; every scene must have all four images."""
-    root = Path(root)
-    if split not in SPLITS:
-        raise DatasetError(f"unknown split {split!r} (use {', '.join(SPLITS)})")
-    if not root.is_dir():
-        raise DatasetError(f"{root}: no such folder")
-    folders = dpdd_folders(root, split)
-    absent = [str(f.relative_to(root)) for f in folders.values() if not f.is_dir()]
-    if absent:
-        raise DatasetError(f"{root}: not the DPDD layout, missing folder(s) {', '.join(absent)}")
-    names = sorted(
-        {p.name for f in folders.values() for p in f.iterdir() if p.suffix.lower() in READ_SUFFIXES}
-    )
-    if not names:
-        raise DatasetError(f"{root}: split {split} has no images")
-    missing = [
-        str((folders[view] / name).relative_to(root))
-        for name in names
-        for view in VIEWS
-        if not (folders[view] / name).is_file()
-    ]
-    if missing:
-        raise _missing_error(root, missing, "file(s)")
-    return [
-        PairFiles(
-            Path(n).stem,
-            folders["left"] / n,
-            folders["right"] / n,
-            folders["target"] / n,
-            folders["combined"] / n,
-        )
-        for n in names
-    ]
-
-
-TRIPLET_TAGS = {"L": "left", "R": "right", "S": "target", "C": "combined"}
-
-
-def list_triplets(root: str | Path, require_target: bool = True) -> list[PairFiles]:
-    """Scenes of a folder of ``NAME_{L,R,S,C}.ext`` files (see the module docstring)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"{root}: no such folder")
-    scenes: dict[str, dict[str, Path]] = {}
-    for path in sorted(root.iterdir()):
-        stem, _, tag = path.stem.rpartition("_")
-        if path.suffix.lower() in READ_SUFFIXES and stem and tag.upper() in TRIPLET_TAGS:
-            views = scenes.setdefault(stem, {})
-            role = TRIPLET_TAGS[tag.upper()]
-            if role in views:
-                raise DatasetError(f"{root}: two {role} files for {stem}: {views[role].name}, {path.name}")
-            views[role] = path
-    if not scenes:
-        raise DatasetError(f"{root}: no NAME_L / NAME_R image files")
-    required = ("left", "right", "target") if require_target else ("left", "right")
-    tag_of = {role: tag for tag, role in TRIPLET_TAGS.items()}
-    missing = [f"{stem}_{tag_of[r]}" for stem, views in scenes.items() for r in required if r not in views]
-    if missing:
-        raise _missing_error(root, missing, "image(s)")
-    return [
-        PairFiles(stem, v["left"], v["right"], v.get("target"), v.get("combined"))
-        for stem, v in sorted(scenes.items())
-    ]
+_LISTED = 5  # scenes named in an error message
 
 
 def load_scene(files: PairFiles) -> dict[str, np.ndarray]:

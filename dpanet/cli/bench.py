@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dpanet.cli.options import check_multiple, parse_size
 from dpanet.errors import DPANetError
 
 
@@ -42,6 +43,29 @@ def add_parser(subparsers) -> None:
     o.add_argument("--repeats", type=int, default=3, help="timed runs per measurement, median (default: 3)")
     o.add_argument("--threads", type=int, default=0, help="CPU threads for every peer (default: all cores)")
     o.set_defaults(run=run_ops)
+    t = targets.add_parser(
+        "tiling",
+        help="tiled vs untiled: PSNR on real pairs (trained model), time and peak RSS (random weights)",
+    )
+    t.add_argument("--pairs", type=Path, help="folder of pairs for the PSNR table (omit to skip it)")
+    t.add_argument("--checkpoint", type=Path, help="for the PSNR table (default: the bundled demo model)")
+    t.add_argument("--limit", type=int, default=0, help="only the first N pairs (default: all)")
+    t.add_argument(
+        "--tiling",
+        nargs="+",
+        default=["256x256:32", "256x256:64", "256x256:96", "512x512:64", "512x512:128"],
+        metavar="HxW:OVERLAP",
+        help="configurations to compare with untiled (default: 256x256 with overlap 32/64/96, "
+        "512x512 with 64/128)",
+    )
+    t.add_argument(
+        "--memory-size",
+        type=parse_size,
+        metavar="HxW",
+        help="also time one frame of this size per configuration, each in a fresh process",
+    )
+    t.add_argument("--width", type=int, default=64, help="base width for --memory-size (default: 64)")
+    t.set_defaults(run=run_tiling)
 
 
 def run_model(args: argparse.Namespace) -> int:
@@ -96,4 +120,26 @@ def run_ops(args: argparse.Namespace) -> int:
     from dpanet.plugins.benchmark import run_ops_benchmark
 
     print(run_ops_benchmark(args.scale, args.repeats, args.threads))
+    return 0
+
+
+def run_tiling(args: argparse.Namespace) -> int:
+    from dpanet.runtime.tiling import Tiling
+    from dpanet.training.checkpoint import default_checkpoint_path
+    from dpanet.training.tiling_benchmark import memory_table, quality_table
+
+    configs = []
+    for text in args.tiling:
+        size, _, overlap = text.partition(":")
+        try:
+            tile = check_multiple("--tiling", parse_size(size))
+            configs.append((Tiling(tile, int(overlap)).check().tile, int(overlap)))
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            raise DPANetError(f"--tiling {text}: {exc} (use HxW:OVERLAP)") from None
+    if args.pairs is None and args.memory_size is None:
+        raise DPANetError("give --pairs (PSNR table), --memory-size (time and memory table) or both")
+    if args.pairs is not None:
+        print(quality_table(args.pairs, args.checkpoint or default_checkpoint_path(), configs, args.limit))
+    if args.memory_size is not None:
+        memory_table(check_multiple("--memory-size", args.memory_size), args.width, [None, *configs])
     return 0

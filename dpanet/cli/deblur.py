@@ -1,4 +1,4 @@
-"""dpanet deblur: one DP view pair to a deblurred image."""
+"""dpanet deblur: one DP view pair, or a folder of pairs, to deblurred images."""
 
 from __future__ import annotations
 
@@ -15,12 +15,33 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "deblur",
         help="deblur a pair of dual-pixel views",
-        description="Deblur a left/right dual-pixel view pair. Reads PNG/TIFF/JPEG, 8- or 16-bit, "
-        "3-channel or single-channel; writes the input's bit depth and channel count.",
+        description="Deblur a left/right dual-pixel view pair (--left, --right), or every pair of a "
+        "folder (--pairs). Reads PNG/TIFF/JPEG, 8- or 16-bit, 3-channel or single-channel; writes the "
+        "input's bit depth and channel count.",
     )
-    p.add_argument("--left", "-l", required=True, type=Path, help="left view")
-    p.add_argument("--right", "-r", required=True, type=Path, help="right view")
-    p.add_argument("-o", "--output", required=True, type=Path, help="output image (.png, .tif, .jpg)")
+    p.add_argument("--left", "-l", type=Path, help="left view")
+    p.add_argument("--right", "-r", type=Path, help="right view")
+    p.add_argument(
+        "--pairs",
+        type=Path,
+        metavar="DIR",
+        help="a folder of pairs instead: DPDD layout (*_l/source, *_r/source) or NAME_L.* / NAME_R.* "
+        "files; -o is then a folder that gets NAME.ext per pair. Pairs that fail are reported and "
+        "skipped (exit 1 at the end)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        help="output image (.png, .tif, .jpg), or folder with --pairs",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --pairs: redo outputs already present (by default they are skipped, so an "
+        "interrupted run resumes)",
+    )
     p.add_argument(
         "--checkpoint", type=Path, help="our checkpoint, torch backend (default: the bundled demo model)"
     )
@@ -51,28 +72,22 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dpanet.runtime.images import check_writable, read_image, write_image
-    from dpanet.runtime.pipeline import check_pair, deblur_pair
+    from dpanet.runtime.pipeline import check_pair, check_tiling, deblur_pair
 
     if args.tile is not None:
         check_multiple("--tile", args.tile)
+    if args.pairs is not None:
+        return _run_folder(args)
+    if args.left is None or args.right is None:
+        raise DPANetError("give --left and --right (one pair) or --pairs DIR (a folder)")
+    if args.overwrite:
+        raise DPANetError("--overwrite applies to --pairs; a single output is always replaced")
     left = read_image(args.left)
     right = read_image(args.right)
     check_pair(left, right)
     check_writable(args.output, left.bit_depth)
-    backend_name = args.backend or ("onnxruntime" if args.model else "torch")
-    if backend_name == "onnxruntime":
-        if args.model is None:
-            raise DPANetError("--backend onnxruntime needs --model MODEL.onnx (see `dpanet export`)")
-        if args.checkpoint is not None:
-            raise DPANetError("--checkpoint is for the torch backend; the onnxruntime backend reads --model")
-        from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
-
-        backend = OnnxRuntimeBackend(args.model, args.threads)
-        channel_order = backend.channel_order
-    else:
-        if args.model is not None:
-            raise DPANetError("--model is for the onnxruntime backend; the torch backend reads --checkpoint")
-        backend, channel_order = _torch_backend(args.checkpoint, args.device)
+    backend, channel_order = _backend(args)
+    check_tiling(backend, args.tile, args.overlap)
     result = deblur_pair(left, right, backend, channel_order, args.tile, args.overlap, _note)
     write_image(args.output, result.pixels, result.bit_depth)
     print(
@@ -82,12 +97,51 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _torch_backend(checkpoint: Path | None, device: str):
+def _run_folder(args: argparse.Namespace) -> int:
+    from dpanet.runtime.folders import deblur_folder, prepare_output_folder
+    from dpanet.runtime.pairs import find_pairs
+    from dpanet.runtime.pipeline import check_tiling
+
+    if args.left is not None or args.right is not None:
+        raise DPANetError("--pairs deblurs a folder; give it without --left/--right")
+    found = find_pairs(args.pairs)
+    if not found.pairs:
+        raise DPANetError(
+            f"{args.pairs}: no complete pair ({len(found.incomplete)} view(s) without a partner)"
+        )
+    out_dir = prepare_output_folder(args.output)
+    backend, channel_order = _backend(args)
+    check_tiling(backend, args.tile, args.overlap)
+    summary = deblur_folder(
+        found, out_dir, backend, channel_order, args.overwrite, args.tile, args.overlap, _note
+    )
+    print(summary)
+    return 1 if summary.failed else 0
+
+
+def _backend(args: argparse.Namespace):
+    """(backend, channel order) from --backend, --model, --checkpoint."""
+    backend_name = args.backend or ("onnxruntime" if args.model else "torch")
+    if backend_name == "onnxruntime":
+        if args.model is None:
+            raise DPANetError("--backend onnxruntime needs --model MODEL.onnx (see `dpanet export`)")
+        if args.checkpoint is not None:
+            raise DPANetError("--checkpoint is for the torch backend; the onnxruntime backend reads --model")
+        from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+        backend = OnnxRuntimeBackend(args.model, args.threads)
+        return backend, backend.channel_order
+    if args.model is not None:
+        raise DPANetError("--model is for the onnxruntime backend; the torch backend reads --checkpoint")
+    return _torch_backend(args.checkpoint, args.device, progress=args.pairs is None)
+
+
+def _torch_backend(checkpoint: Path | None, device: str, progress: bool = True):
     from dpanet.training.checkpoint import default_checkpoint_path, load_checkpoint
     from dpanet.training.inference import TorchBackend, resolve_device
 
     loaded = load_checkpoint(checkpoint or default_checkpoint_path())
-    return TorchBackend(loaded.model, resolve_device(device)), loaded.channel_order
+    return TorchBackend(loaded.model, resolve_device(device), progress), loaded.channel_order
 
 
 def _note(message: str) -> None:
