@@ -45,10 +45,10 @@ def add_parser(subparsers) -> None:
     o.set_defaults(run=run_ops)
     t = targets.add_parser(
         "tiling",
-        help="tiled vs untiled: PSNR on real pairs (trained model), time and peak RSS (random weights)",
+        help="tiled vs untiled through ONNX Runtime: PSNR on real pairs, time and peak RSS of one frame",
     )
+    t.add_argument("--model", type=Path, required=True, help="an exported .onnx model (dynamic size)")
     t.add_argument("--pairs", type=Path, help="folder of pairs for the PSNR table (omit to skip it)")
-    t.add_argument("--checkpoint", type=Path, help="for the PSNR table (default: the bundled demo model)")
     t.add_argument("--limit", type=int, default=0, help="only the first N pairs (default: all)")
     t.add_argument(
         "--tiling",
@@ -64,7 +64,6 @@ def add_parser(subparsers) -> None:
         metavar="HxW",
         help="also time one frame of this size per configuration, each in a fresh process",
     )
-    t.add_argument("--width", type=int, default=64, help="base width for --memory-size (default: 64)")
     t.set_defaults(run=run_tiling)
 
 
@@ -125,8 +124,7 @@ def run_ops(args: argparse.Namespace) -> int:
 
 def run_tiling(args: argparse.Namespace) -> int:
     from dpanet.runtime.tiling import Tiling
-    from dpanet.training.checkpoint import default_checkpoint_path
-    from dpanet.training.tiling_benchmark import memory_table, quality_table
+    from dpanet.runtime.tiling_benchmark import memory_table, quality_table
 
     configs = []
     for text in args.tiling:
@@ -139,7 +137,7 @@ def run_tiling(args: argparse.Namespace) -> int:
     if args.pairs is None and args.memory_size is None:
         raise DPANetError("give --pairs (PSNR table), --memory-size (time and memory table) or both")
     if args.pairs is not None:
-        print(quality_table(args.pairs, args.checkpoint or default_checkpoint_path(), configs, args.limit))
+        print(quality_table(args.pairs, args.model, configs, args.limit))
     if args.memory_size is not None:
-        memory_table(check_multiple("--memory-size", args.memory_size), args.width, [None, *configs])
+        memory_table(args.model, check_multiple("--memory-size", args.memory_size), [None, *configs])
     return 0
