@@ -109,9 +109,9 @@ def _run_folder(args: argparse.Namespace) -> int:
         raise DPANetError(
             f"{args.pairs}: no complete pair ({len(found.incomplete)} view(s) without a partner)"
         )
-    out_dir = prepare_output_folder(args.output)
     backend, channel_order = _backend(args)
     check_tiling(backend, args.tile, args.overlap)
+    out_dir = prepare_output_folder(args.output)
     summary = deblur_folder(
         found, out_dir, backend, channel_order, args.overwrite, args.tile, args.overlap, _note
     )
