@@ -67,12 +67,12 @@ def run(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise DPANetError("--limit must be non-negative")
     scenes = list_dpdd(args.data, args.split)
+    models = _backends(args)
     try:  # before the long part, so a bad --out fails at once
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DPANetError(f"--out {args.out}: {exc.strerror}") from None
     scenes = scenes[: args.limit] if args.limit else scenes
-    models = _backends(args)
     lpips, lpips_note = load_lpips()
     if lpips is None:
         lpips_note = f"skipped: {lpips_note}"
