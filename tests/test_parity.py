@@ -4,6 +4,7 @@ round-trips through Polygraphy's JSON, and mismatched references or candidates a
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import onnx
@@ -159,3 +160,13 @@ def test_missing_tensorrt_backend_skips_the_engine_with_a_reason(small_export, p
                    "-r", pairs / "a_R.png")  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0 and "model.plan: skipped" in out and "skipped: no TensorRT backend here" in out
+
+
+def test_documented_tolerance_table_is_the_one_in_the_code():
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "runtime.md").read_text()
+    rows = re.findall(r"^\| (fp32|fp16|int8) \| ([0-9.e-]+) \| ([0-9.]+) \|$", text, flags=re.M)
+    assert {p: (float(a), float(m)) for p, a, m in rows} == {
+        p: (t.atol, t.min_psnr) for p, t in TOLERANCES.items()
+    }
