@@ -1,15 +1,9 @@
 """Training and evaluation data: DPDD, folders of L/R(/sharp) triplets, and synthetic DP scenes.
 
-- **DPDD** (official layout, 16-bit PNG)::
-
-      ROOT/{train,val,test}_c/source/NAME.png   combined (blurry) image
-      ROOT/{train,val,test}_c/target/NAME.png   all-in-focus image
-      ROOT/{train,val,test}_l/source/NAME.png   left view
-      ROOT/{train,val,test}_r/source/NAME.png   right view
-
-- **Triplets**: any folder of ``NAME_L.ext`` and ``NAME_R.ext`` (ext png/tif/tiff/jpg/jpeg), with
-  ``NAME_S.ext`` (sharp) needed for training and ``NAME_C.ext`` (combined) optional; without it the
-  combined image is the mean of the two views.
+- **DPDD** (official layout, 16-bit PNG) and **triplets** (``NAME_{L,R,S,C}.ext``, the sharp
+  ``S`` needed for training, the combined ``C`` optional: without it the combined image is the mean
+  of the two views): the layouts and their discovery are in :mod:`dpanet.runtime.pairs`
+  (torch-free, shared with ``dpanet deblur --pairs``).
 - **Synthetic**: scenes of :mod:`dpanet.training.scenes` rendered on the fly.
 
 Every dataset yields dicts of 3 x H x W float32 tensors ``left``, ``right``, ``combined`` and
