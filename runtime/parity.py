@@ -82,11 +82,12 @@ def read_pairs(named_files: list[tuple[str, Path, Path, Path | None]]) -> list[P
 
 
 def feeds(pairs: list[Pair], channel_order: str) -> list[dict[str, np.ndarray]]:
+    """Polygraphy feed dicts: the network inputs of each pair in ``channel_order``."""
+    views = [(p.left, p.right) for p in pairs]
     return [
-        dict(zip(INPUT_NAMES, (to_network(p.left.pixels, channel_order), to_network(p.right.pixels,
-             channel_order)), strict=True))
-        for p in pairs
-    ]  # fmt: skip
+        {name: to_network(v.pixels, channel_order) for name, v in zip(INPUT_NAMES, pair, strict=True)}
+        for pair in views
+    ]
 
 
 class BackendRunner(BaseRunner):
