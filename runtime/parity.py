@@ -33,6 +33,7 @@ from polygraphy.common import TensorMetadata
 from polygraphy.comparator import Comparator, PsnrCompareFunc, RunResults, SimpleCompareFunc
 from polygraphy.exception import PolygraphyException
 from polygraphy.logger import G_LOGGER
+from tqdm import tqdm
 
 from dpanet.errors import DPANetError
 from dpanet.runtime.images import Image, read_image
@@ -133,9 +134,15 @@ def run_quietly(call: Callable, *args, **kwargs):
         G_LOGGER.module_severity = severity
 
 
+def run_backend(runner: BackendRunner, inputs: list[dict], label: str) -> RunResults:
+    """``Comparator.run`` of one runner over the inputs, with a progress bar (stderr)."""
+    bar = tqdm(inputs, desc=f"parity: {label}", unit="pair", leave=False, disable=None)
+    return run_quietly(Comparator.run, [runner], data_loader=bar)
+
+
 def compute_reference(backend: Backend, channel_order: str, sha256: str, inputs: list[dict]) -> RunResults:
     runner = BackendRunner(reference_name(channel_order, sha256), backend)
-    return run_quietly(Comparator.run, [runner], data_loader=inputs)
+    return run_backend(runner, inputs, "PyTorch reference")
 
 
 def save_reference(results: RunResults, path: Path) -> None:
@@ -244,7 +251,7 @@ def compare(
         tolerance = Tolerance(
             default.atol if atol is None else atol, default.min_psnr if min_psnr is None else min_psnr
         )
-        run = run_quietly(Comparator.run, [BackendRunner(c.label, c.backend)], data_loader=inputs)
+        run = run_backend(BackendRunner(c.label, c.backend), inputs, c.label)
         merged = RunResults()
         merged[ref_name] = ref_iterations  # RunResults.update() raises TypeError in Polygraphy 0.53.6
         merged[c.label] = run[c.label]
