@@ -32,7 +32,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--min-psnr", type=float, help="minimum PSNR in dB against the reference (default: per precision)"
     )
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="torch device for --checkpoint (default: cpu)")
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: all cores)")
     p.set_defaults(run=run)
 
@@ -48,6 +48,10 @@ def _check_options(args: argparse.Namespace) -> None:
         raise DPANetError("give the images: --left and --right, or --pairs DIR")
     if args.pairs is None and (args.left is None or args.right is None):
         raise DPANetError("give both --left and --right")
+    if args.device is not None and args.checkpoint is None:
+        raise DPANetError("--device is the PyTorch reference's: it needs --checkpoint")
+    if args.threads is not None and not args.model:
+        raise DPANetError("--threads is ONNX Runtime's: it needs --model")
     if args.atol is not None and not args.atol > 0:
         raise DPANetError(f"--atol {args.atol}: must be positive")
     if args.report is not None and args.report.suffix.lower() != ".md":
@@ -142,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         channel_order, sha256 = loaded.channel_order, loaded.sha256
         parity.check_candidates(candidates, channel_order, sha256)
         inputs = parity.feeds(pairs, channel_order)
-        torch_backend = TorchBackend(loaded.model, resolve_device(args.device), progress=False)
+        torch_backend = TorchBackend(loaded.model, resolve_device(args.device or "cpu"), progress=False)
         reference = parity.compute_reference(torch_backend, channel_order, sha256, inputs)
     results = parity.compare(reference, candidates, pairs, inputs, channel_order, args.atol, args.min_psnr)
     reference_label = next(iter(reference.keys()))
