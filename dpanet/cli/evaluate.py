@@ -66,6 +66,8 @@ def run(args: argparse.Namespace) -> int:
         baselines[str(method)] = method
     if args.limit < 0:
         raise DPANetError("--limit must be non-negative")
+    if args.threads is not None and args.model is None:
+        raise DPANetError("--threads is ONNX Runtime's: it needs --model")
     scenes = list_dpdd(args.data, args.split)
     models = _backends(args)
     try:  # before the long part, so a bad --out fails at once
