@@ -103,7 +103,8 @@ def run_tiled(
     total = np.zeros((n, c, ph, pw), dtype=np.float64)
     weight_sum = np.zeros((ph, pw), dtype=np.float64)
     places = [(i, j) for i in range(len(rows)) for j in range(len(cols))]
-    for i, j in tqdm(places, desc="tiles", unit="tile", leave=False, disable=not progress or len(places) < 2):
+    hidden = None if progress and len(places) > 1 else True  # None: on a terminal only
+    for i, j in tqdm(places, desc="tiles", unit="tile", leave=False, disable=hidden):
         y, x = rows[i], cols[j]
         window = (slice(None), slice(None), slice(y, y + th), slice(x, x + tw))
         out = backend(np.ascontiguousarray(left[window]), np.ascontiguousarray(right[window]))
