@@ -24,9 +24,9 @@ from dpanet.runtime.tiling import (
 
 from runtime_cases import smooth_views, static_copy, write_pair
 
-DEFAULT_TILE_MIN_PSNR_DB = 40.0
-"""docs/runtime.md: tiles of at least 2 x overlap + 8 at the default overlap stay above this PSNR
-against untiled output on the small test model (measured: about 50 dB)."""
+DEFAULT_TILE_MIN_PSNR_DB = 55.0
+"""docs/runtime.md: the smallest tiles the default overlap allows stay above this PSNR against
+untiled output on the small test model (measured: 68.4 dB; without overlap 39.7 dB)."""
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_default_overlap_keeps_tiled_output_close_to_untiled(small_export):
     tiled = deblur_pair(left, right, backend, "BGR", tile).pixels
     seams = deblur_pair(left, right, backend, "BGR", tile, 0).pixels
     assert psnr(tiled, whole) >= DEFAULT_TILE_MIN_PSNR_DB
-    assert psnr(seams, whole) < psnr(tiled, whole)  # no overlap is measurably worse
+    assert psnr(seams, whole) < DEFAULT_TILE_MIN_PSNR_DB  # without overlap the bound would fail
 
 
 def test_static_model_serves_any_size_by_tiling_at_its_size(small_export, tmp_path):
