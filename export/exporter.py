@@ -21,12 +21,12 @@ import onnxscript.optimizer
 import torch
 
 from dpanet import __version__
+from dpanet.contract import SIZE_MULTIPLE
 from dpanet.errors import DPANetError
 from dpanet.export.float16 import to_float16
 from dpanet.export.onnx_ops import register_schemas, translation_table
 from dpanet.files import atomic_write, check_not_input, check_writable_folder
 from dpanet.runtime.model_info import INPUT_NAMES, METADATA_PREFIX, OUTPUT_NAME
-from dpanet.runtime.pipeline import SIZE_MULTIPLE
 from dpanet.training.checkpoint import LoadedCheckpoint, load_checkpoint
 
 FLAVORS = ("plugin", "portable")

@@ -59,6 +59,14 @@ class OnnxRuntimeBackend:
     def channel_order(self) -> str:
         return self.info.channel_order
 
+    @property
+    def fixed_size(self) -> tuple[int, int] | None:
+        """(H, W) of a model exported with a static size (served by tiling), None if dynamic."""
+        if self.info.size == "dynamic":
+            return None
+        height, width = self.info.size.split("x")
+        return int(height), int(width)
+
     def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         feeds = dict(zip(INPUT_NAMES, (left, right), strict=True))
         return self.session.run([OUTPUT_NAME], feeds)[0]

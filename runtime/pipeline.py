@@ -3,7 +3,12 @@
 A backend is a callable ``(left, right) -> output`` on N x 3 x H x W float32 arrays in [0, 1], in
 the channel order the weights expect, H and W multiples of 8. This module does everything around
 it: checks the pair, converts channel order and single-channel views, pads to a multiple of 8
-(edge replication) and crops back, and brings the result to the input's channel count.
+(edge replication) and crops back, tiles when asked or when the backend needs it
+(:mod:`dpanet.runtime.tiling`), and brings the result to the input's channel count.
+
+A backend may declare the sizes it takes: ``fixed_size`` (H, W) for a static-size model, which
+then serves any image by tiling at that size, or ``max_size`` (H, W) for an engine profile's
+maximum, above which images are tiled automatically with a note.
 
 Single-channel views (a Pixel phone's DP data is one green channel) are replicated to three
 channels for the network and the three output channels are averaged back into one.
@@ -16,12 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dpanet.contract import CHANNEL_ORDERS, SIZE_MULTIPLE
 from dpanet.errors import DPANetError
 from dpanet.runtime.images import Image
-
-Backend = Callable[[np.ndarray, np.ndarray], np.ndarray]
-SIZE_MULTIPLE = 8
-CHANNEL_ORDERS = ("BGR", "RGB")
+from dpanet.runtime.tiling import DEFAULT_OVERLAP, Backend, Tiling, largest_overlap, run_tiled
 
 
 def check_pair(left: Image, right: Image) -> None:
@@ -69,19 +72,95 @@ def from_network(
     return np.clip(np.ascontiguousarray(pixels, dtype=np.float32), 0.0, 1.0)
 
 
+def plan_tiling(
+    backend: Backend, size: tuple[int, int], tile: tuple[int, int] | None = None, overlap: int | None = None
+) -> tuple[Tiling | None, str | None]:
+    """How to run ``backend`` on a padded H x W image: (tiling or None for whole, a note or None).
+
+    ``tile``/``overlap`` are the user's request (None: not given); they are honoured or refused,
+    never ignored."""
+    fixed = getattr(backend, "fixed_size", None)
+    limit = getattr(backend, "max_size", None)
+    if tile is None and overlap is not None and fixed is None and limit is None:
+        raise DPANetError(f"overlap {overlap}: only applies with a tile size")
+    h, w = size
+    if fixed is not None:
+        fixed = tuple(fixed)
+        if tile is not None and tuple(tile) != fixed:
+            raise DPANetError(
+                f"tile {tile[0]}x{tile[1]}: the model has a static size {fixed[0]}x{fixed[1]}; "
+                "it can only tile at that size"
+            )
+        tiling = Tiling(fixed, overlap if overlap is not None else largest_overlap(fixed)).check()
+        if (h, w) == fixed:
+            return None, None
+        return tiling, f"the model has a static size: {w} x {h} image served by {tiling}"
+    if limit is not None:
+        lh, lw = limit
+        if tile is not None and (tile[0] > lh or tile[1] > lw):
+            raise DPANetError(f"tile {tile[0]}x{tile[1]}: larger than the backend's maximum {lh}x{lw}")
+        if tile is None and (h > lh or w > lw):
+            tile = (min(h, lh), min(w, lw))
+            tiling = Tiling(tile, overlap if overlap is not None else largest_overlap(tile)).check()
+            return tiling, f"{w} x {h} exceeds the backend's maximum {lw} x {lh}: tiled, {tiling}"
+    if tile is None:
+        return None, None
+    requested = Tiling(tuple(tile), DEFAULT_OVERLAP if overlap is None else overlap).check()
+    if tile[0] >= h and tile[1] >= w:
+        return None, None  # one tile covers the image: the whole image is exactly that
+    return Tiling((min(tile[0], h), min(tile[1], w)), requested.overlap), None  # one tile along a short axis
+
+
+def check_tiling(backend: Backend, tile: tuple[int, int] | None, overlap: int | None) -> None:
+    """Raise :class:`DPANetError` now, before any image is read, if ``tile``/``overlap`` would be
+    refused for some image (planning for a huge one makes every check :func:`plan_tiling` makes)."""
+    plan_tiling(backend, (1 << 20, 1 << 20), tile, overlap)
+
+
+def run_network(
+    backend: Backend,
+    left: np.ndarray,
+    right: np.ndarray,
+    tile: tuple[int, int] | None = None,
+    overlap: int | None = None,
+    note: Callable[[str], object] | None = None,
+) -> np.ndarray:
+    """The backend's output on network arrays, whole or tiled as :func:`plan_tiling` decides."""
+    tiling, message = plan_tiling(backend, left.shape[2:], tile, overlap)
+    if message and note:
+        note(message)
+    out = backend(left, right) if tiling is None else run_tiled(backend, left, right, tiling)
+    if tuple(out.shape) != tuple(left.shape):
+        raise DPANetError(f"backend returned shape {tuple(out.shape)}, expected {tuple(left.shape)}")
+    if not np.isfinite(out).all():  # would be written as black
+        raise DPANetError("the network's output has NaN or Inf values; nothing written")
+    return out
+
+
 @dataclass
 class Deblurred:
     pixels: np.ndarray  # H x W x C in [0, 1], file channel order
     bit_depth: int
 
 
-def deblur_pair(left: Image, right: Image, backend: Backend, channel_order: str) -> Deblurred:
+def deblur_pair(
+    left: Image,
+    right: Image,
+    backend: Backend,
+    channel_order: str,
+    tile: tuple[int, int] | None = None,
+    overlap: int | None = None,
+    note: Callable[[str], object] | None = None,
+) -> Deblurred:
+    """Deblur a checked pair; ``tile``/``overlap``/``note`` as in :func:`run_network`."""
     check_pair(left, right)
     h, w = left.size
-    out = backend(to_network(left.pixels, channel_order), to_network(right.pixels, channel_order))
-    expected = (1, 3, *padded_size(h, w))
-    if tuple(out.shape) != expected:
-        raise DPANetError(f"backend returned shape {tuple(out.shape)}, expected {expected}")
-    if not np.isfinite(out).all():  # would be written as black
-        raise DPANetError("the network's output has NaN or Inf values; nothing written")
+    out = run_network(
+        backend,
+        to_network(left.pixels, channel_order),
+        to_network(right.pixels, channel_order),
+        tile,
+        overlap,
+        note,
+    )
     return Deblurred(from_network(out, h, w, left.channels, channel_order), left.bit_depth)

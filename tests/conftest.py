@@ -42,3 +42,21 @@ def dp_real() -> Path:
     if not (DP_REAL / "canon_00_L.png").is_file():
         pytest.skip(f"needs the real DP pairs at {DP_REAL} (set DPANET_SHARED to the shared folder)")
     return DP_REAL
+
+
+@pytest.fixture(scope="session")
+def small_export(tmp_path_factory) -> tuple[Path, Path]:
+    """(checkpoint, dynamic fp32 portable .onnx) of a small lively DPANet (BGR): the runtime tests'
+    model, exported once per session (about a minute on two cores)."""
+    from dpanet.export.exporter import ExportOptions, export_checkpoint
+    from dpanet.training.checkpoint import save_checkpoint
+    from dpanet.training.config import DPANetConfig
+
+    from lively import lively_model
+
+    folder = tmp_path_factory.mktemp("small_export")
+    checkpoint = folder / "small.pt"
+    save_checkpoint(checkpoint, lively_model(DPANetConfig(width=4), seed=2), "BGR")
+    model = folder / "small.onnx"
+    export_checkpoint(checkpoint, model, ExportOptions(flavor="portable"))
+    return checkpoint, model

@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from dpanet.contract import CHANNEL_ORDERS
 from dpanet.errors import DPANetError
 from dpanet.files import check_not_input, check_writable_folder, write_bytes_atomic
-from dpanet.runtime.pipeline import CHANNEL_ORDERS
 from dpanet.training.model import DPANet, DPANetConfig
 
 FORMAT = "dpanet-checkpoint"

@@ -1,17 +1,10 @@
 """Training and evaluation data: DPDD, folders of L/R(/sharp) triplets, and synthetic DP scenes.
 
-- **DPDD** (official layout, 16-bit PNG)::
-
-      ROOT/{train,val,test}_c/source/NAME.png   combined (blurry) image
-      ROOT/{train,val,test}_c/target/NAME.png   all-in-focus image
-      ROOT/{train,val,test}_l/source/NAME.png   left view
-      ROOT/{train,val,test}_r/source/NAME.png   right view
-
-  as the release renamed it, or DPDD's own naming (``NAME_L.png``, ``NAME_R.png`` views, the
-  all-in-focus image under its own name): :func:`list_dpdd`.
-- **Triplets**: any folder of ``NAME_L.ext`` and ``NAME_R.ext`` (ext png/tif/tiff/jpg/jpeg), with
-  ``NAME_S.ext`` (sharp) needed for training and ``NAME_C.ext`` (combined) optional; without it the
-  combined image is the mean of the two views.
+- **DPDD** (official layout, 16-bit PNG) and **triplets** (``NAME_{L,R,S,C}.ext``, the sharp
+  ``S`` needed for training, the combined ``C`` optional: without it the combined image is the mean
+  of the two views): the layouts (DPDD as the release renamed it, or DPDD's own ``NAME_L`` /
+  ``NAME_R`` naming) and their discovery are in :mod:`dpanet.runtime.pairs` (torch-free, shared
+  with ``dpanet deblur --pairs``).
 - **Synthetic**: scenes of :mod:`dpanet.training.scenes` rendered on the fly.
 
 Every dataset yields dicts of 3 x H x W float32 tensors ``left``, ``right``, ``combined`` and
@@ -23,7 +16,6 @@ number of loader workers or processes, and :meth:`set_epoch` gives each epoch ne
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -31,145 +23,39 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dpanet.errors import DPANetError
-from dpanet.runtime.images import READ_SUFFIXES, Image, read_image, to_integer
-from dpanet.runtime.pipeline import SIZE_MULTIPLE, to_network
+from dpanet.contract import SIZE_MULTIPLE
+from dpanet.runtime.images import Image, read_image, to_integer
+from dpanet.runtime.pairs import (
+    SPLITS,
+    VIEWS,
+    DatasetError,
+    PairFiles,
+    dpdd_folders,
+    list_dpdd,
+    list_triplets,
+)
+from dpanet.runtime.pipeline import to_network
 from dpanet.training.scenes import SceneRecipe, render_random_scene
 from dpanet.training.synth import DPImage
 
-SPLITS = ("train", "val", "test")
-VIEWS = ("left", "right", "combined", "target")
-_LISTED = 5  # missing files named in an error message; the rest are counted
+__all__ = [  # discovery lives in the torch-free dpanet.runtime.pairs; re-exported for the loaders' users
+    "AUGMENTATIONS",
+    "SPLITS",
+    "DatasetError",
+    "PairDataset",
+    "PairFiles",
+    "SyntheticDPDataset",
+    "Transform",
+    "center_crop",
+    "dpdd_folders",
+    "list_dpdd",
+    "list_triplets",
+    "load_scene",
+    "random_crop",
+    "release_augment",
+]
 
-
-class DatasetError(DPANetError):
-    """A dataset folder that does not have the expected layout or contents."""
-
-
-@dataclass(frozen=True)
-class PairFiles:
-    """The files of one scene. ``target`` and ``combined`` may be absent (no ground truth)."""
-
-    name: str
-    left: Path
-    right: Path
-    target: Path | None = None
-    combined: Path | None = None
-
-
-def _missing_error(root: Path, missing: list[str], what: str) -> DatasetError:
-    more = f", ... and {len(missing) - _LISTED} more" if len(missing) > _LISTED else ""
-    return DatasetError(f"{root}: {len(missing)} {what} missing: {', '.join(missing[:_LISTED])}{more}")
-
-
-def dpdd_folders(root: Path, split: str) -> dict[str, Path]:
-    return {
-        "combined": root / f"{split}_c" / "source",
-        "target": root / f"{split}_c" / "target",
-        "left": root / f"{split}_l" / "source",
-        "right": root / f"{split}_r" / "source",
-    }
-
-
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in READ_SUFFIXES)
-
-
-def list_dpdd(root: str | Path, split: str) -> list[PairFiles]:
-    """The scenes of one DPDD split, in either naming:
-
-    - DPDD's own: ``{split}_c/source/NAME.png``, ``{split}_l/source/NAME_L.png``,
-      ``{split}_r/source/NAME_R.png``, and all-in-focus images under names of their own (the next
-      frame number), paired with the sources in sorted order as DPDNet's loader pairs them;
-    - renamed (the release's, and what ``dpanet synth`` and ``prepare-patches`` write): one
-      ``NAME.png`` in all four folders.
-
-    DPDD's naming is recognised by ``NAME_L`` views; every scene must have all four images."""
-    root = Path(root)
-    if split not in SPLITS:
-        raise DatasetError(f"unknown split {split!r} (use {', '.join(SPLITS)})")
-    if not root.is_dir():
-        raise DatasetError(f"{root}: no such folder")
-    folders = dpdd_folders(root, split)
-    absent = [str(f.relative_to(root)) for f in folders.values() if not f.is_dir()]
-    if absent:
-        raise DatasetError(f"{root}: not the DPDD layout, missing folder(s) {', '.join(absent)}")
-    sources = _images(folders["combined"])
-    left_names = {p.name for p in _images(folders["left"])}
-    if any(f"{p.stem}_L{p.suffix}" in left_names for p in sources):
-        return _list_dpdd_own_naming(root, folders, sources)
-    names = sorted({p.name for f in folders.values() for p in _images(f)})
-    if not names:
-        raise DatasetError(f"{root}: split {split} has no images")
-    missing = [
-        str((folders[view] / name).relative_to(root))
-        for name in names
-        for view in VIEWS
-        if not (folders[view] / name).is_file()
-    ]
-    if missing:
-        raise _missing_error(root, missing, "file(s)")
-    return [
-        PairFiles(
-            Path(n).stem,
-            folders["left"] / n,
-            folders["right"] / n,
-            folders["target"] / n,
-            folders["combined"] / n,
-        )
-        for n in names
-    ]
-
-
-def _list_dpdd_own_naming(root: Path, folders: dict[str, Path], sources: list[Path]) -> list[PairFiles]:
-    targets = _images(folders["target"])
-    if len(targets) != len(sources):
-        raise DatasetError(
-            f"{root}: {len(sources)} source image(s) in {folders['combined'].relative_to(root)} but "
-            f"{len(targets)} all-in-focus image(s) in {folders['target'].relative_to(root)} "
-            "(DPDD's naming pairs them in sorted order)"
-        )
-    views = {
-        role: [folders[role] / f"{p.stem}_{tag}{p.suffix}" for p in sources]
-        for role, tag in (("left", "L"), ("right", "R"))
-    }
-    missing = [str(p.relative_to(root)) for paths in views.values() for p in paths if not p.is_file()]
-    if missing:
-        raise _missing_error(root, sorted(missing), "file(s)")
-    return [
-        PairFiles(s.stem, left, right, target, s)
-        for s, left, right, target in zip(sources, views["left"], views["right"], targets, strict=True)
-    ]
-
-
-TRIPLET_TAGS = {"L": "left", "R": "right", "S": "target", "C": "combined"}
-
-
-def list_triplets(root: str | Path, require_target: bool = True) -> list[PairFiles]:
-    """Scenes of a folder of ``NAME_{L,R,S,C}.ext`` files (see the module docstring)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"{root}: no such folder")
-    scenes: dict[str, dict[str, Path]] = {}
-    for path in sorted(root.iterdir()):
-        stem, _, tag = path.stem.rpartition("_")
-        if path.suffix.lower() in READ_SUFFIXES and stem and tag.upper() in TRIPLET_TAGS:
-            views = scenes.setdefault(stem, {})
-            role = TRIPLET_TAGS[tag.upper()]
-            if role in views:
-                raise DatasetError(f"{root}: two {role} files for {stem}: {views[role].name}, {path.name}")
-            views[role] = path
-    if not scenes:
-        raise DatasetError(f"{root}: no NAME_L / NAME_R image files")
-    required = ("left", "right", "target") if require_target else ("left", "right")
-    tag_of = {role: tag for tag, role in TRIPLET_TAGS.items()}
-    missing = [f"{stem}_{tag_of[r]}" for stem, views in scenes.items() for r in required if r not in views]
-    if missing:
-        raise _missing_error(root, missing, "image(s)")
-    return [
-        PairFiles(stem, v["left"], v["right"], v.get("target"), v.get("combined"))
-        for stem, v in sorted(scenes.items())
-    ]
+_LISTED = 5  # scenes named in an error message
 
 
 def read_eight_bit(path: Path) -> Image:

@@ -30,8 +30,9 @@ from tqdm import tqdm
 
 from dpanet.files import write_text_atomic
 from dpanet.runtime.images import Image, read_image, to_integer
+from dpanet.runtime.pairs import PairFiles
 from dpanet.runtime.pipeline import Backend, deblur_pair
-from dpanet.training.data import PairFiles, read_eight_bit
+from dpanet.training.data import read_eight_bit
 from dpanet.training.metrics import LpipsFn, scores
 
 PROTOCOLS = ("release", "16bit")
@@ -78,8 +79,11 @@ def evaluate_split(
     baselines: dict[str, Method] | None = None,
     lpips: LpipsFn | None = None,
     progress: bool = True,
+    label: str = "model",
+    with_inputs: bool = True,
 ) -> Evaluation:
-    """Score ``backend`` (plus the combined input and ``baselines``) on every scene."""
+    """Score ``backend`` (rows named ``label``), plus the combined input and ``baselines`` unless
+    ``with_inputs`` is False (when another backend's run already scored them)."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     result = Evaluation(protocol)
@@ -91,8 +95,10 @@ def evaluate_split(
         output = deblur_pair(left, right, backend, channel_order)
         seconds = time.perf_counter() - start
         bit_depth = left.bit_depth
-        candidates = {"model": output.pixels, "combined input": combined}
-        candidates.update({name: method(combined) for name, method in (baselines or {}).items()})
+        candidates = {label: output.pixels}
+        if with_inputs:
+            candidates["combined input"] = combined
+            candidates.update({name: method(combined) for name, method in (baselines or {}).items()})
         for method, pixels in candidates.items():
             pixels = quantise(pixels, bit_depth, protocol)
             s = scores(pixels, target)
@@ -104,7 +110,7 @@ def evaluate_split(
                     "ssim": s.ssim,
                     "mae": s.mae,
                     "lpips": lpips(pixels, target) if lpips else None,
-                    "seconds": seconds if method == "model" else None,
+                    "seconds": seconds if method == label else None,
                 }
             )
     return result

@@ -1,4 +1,5 @@
-"""Image quality metrics: PSNR, SSIM and MAE through scikit-image, LPIPS when available offline.
+"""Image quality metrics: PSNR, SSIM and MAE (torch-free, :mod:`dpanet.runtime.metrics`) and LPIPS
+when its weights are available offline.
 
 Images are H x W x C float arrays in [0, 1] (any channel order: the metrics treat channels alike).
 """
@@ -7,43 +8,16 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from dpanet.runtime.metrics import Scores, psnr, scores
+
+__all__ = ["LpipsFn", "Scores", "load_lpips", "psnr", "scores"]
+
 ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
 """torchvision's AlexNet weights, which LPIPS (net='alex') loads from torch's hub cache."""
-
-
-@dataclass(frozen=True)
-class Scores:
-    psnr: float
-    ssim: float
-    mae: float
-
-
-def psnr(output: np.ndarray, target: np.ndarray) -> float:
-    """PSNR in dB with a data range of 1 (scikit-image's); inf for identical images."""
-    from skimage.metrics import peak_signal_noise_ratio
-
-    with np.errstate(divide="ignore"):
-        return float(peak_signal_noise_ratio(target, output, data_range=1.0))
-
-
-def scores(output: np.ndarray, target: np.ndarray) -> Scores:
-    """PSNR (dB) and SSIM with a data range of 1, and the mean absolute error."""
-    from skimage.metrics import structural_similarity
-
-    output = np.asarray(output, dtype=np.float64)
-    target = np.asarray(target, dtype=np.float64)
-    if output.shape != target.shape:
-        raise ValueError(f"output {output.shape} and target {target.shape} differ in shape")
-    return Scores(
-        psnr=psnr(output, target),
-        ssim=float(structural_similarity(target, output, data_range=1.0, channel_axis=2)),
-        mae=float(np.mean(np.abs(output - target))),
-    )
 
 
 LpipsFn = Callable[[np.ndarray, np.ndarray], float]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from dpanet.runtime.pipeline import SIZE_MULTIPLE
+from dpanet.contract import SIZE_MULTIPLE
 from dpanet.training.blocks import (
     CostEmbedding,
     CostVolume,

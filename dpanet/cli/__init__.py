@@ -27,6 +27,7 @@ COMMANDS = [
     "synth",
     "tune_unsharp",
     "prepare_patches",
+    "parity",
 ]
 
 

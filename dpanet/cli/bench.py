@@ -52,6 +52,28 @@ def add_parser(subparsers) -> None:
     o.add_argument("--repeats", type=int, default=3, help="timed runs per measurement, median (default: 3)")
     o.add_argument("--threads", type=positive_int, help="CPU threads for every peer (default: all cores)")
     o.set_defaults(run=run_ops)
+    t = targets.add_parser(
+        "tiling",
+        help="tiled vs untiled through ONNX Runtime: PSNR on real pairs, time and peak RSS of one frame",
+    )
+    t.add_argument("--model", type=Path, required=True, help="an exported .onnx model (dynamic size)")
+    t.add_argument("--pairs", type=Path, help="folder of pairs for the PSNR table (omit to skip it)")
+    t.add_argument("--limit", type=int, default=0, help="only the first N pairs (default: all)")
+    t.add_argument(
+        "--tiling",
+        nargs="+",
+        default=["256x256:32", "256x256:64", "256x256:96", "512x512:64", "512x512:128"],
+        metavar="HxW:OVERLAP",
+        help="configurations to compare with untiled (default: 256x256 with overlap 32/64/96, "
+        "512x512 with 64/128)",
+    )
+    t.add_argument(
+        "--memory-size",
+        type=parse_size,
+        metavar="HxW",
+        help="also time one frame of this size per configuration, each in a fresh process",
+    )
+    t.set_defaults(run=run_tiling)
 
 
 def run_model(args: argparse.Namespace) -> int:
@@ -104,4 +126,25 @@ def run_ops(args: argparse.Namespace) -> int:
     from dpanet.plugins.benchmark import run_ops_benchmark
 
     print(run_ops_benchmark(args.scale, args.repeats, args.threads or 0))
+    return 0
+
+
+def run_tiling(args: argparse.Namespace) -> int:
+    from dpanet.runtime.tiling import Tiling
+    from dpanet.runtime.tiling_benchmark import memory_table, quality_table
+
+    configs = []
+    for text in args.tiling:
+        size, _, overlap = text.partition(":")
+        try:
+            tile = check_multiple("--tiling", parse_size(size))
+            configs.append((Tiling(tile, int(overlap)).check().tile, int(overlap)))
+        except (argparse.ArgumentTypeError, ValueError) as exc:
+            raise DPANetError(f"--tiling {text}: {exc} (use HxW:OVERLAP)") from None
+    if args.pairs is None and args.memory_size is None:
+        raise DPANetError("give --pairs (PSNR table), --memory-size (time and memory table) or both")
+    if args.pairs is not None:
+        print(quality_table(args.pairs, args.model, configs, args.limit))
+    if args.memory_size is not None:
+        memory_table(args.model, check_multiple("--memory-size", args.memory_size), [None, *configs])
     return 0

@@ -1,26 +1,49 @@
-"""dpanet deblur: one DP view pair to a deblurred image."""
+"""dpanet deblur: one DP view pair, or a folder of pairs, to deblurred images."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from dpanet.cli.options import positive_int
+from dpanet.cli.options import check_multiple, non_negative_int, parse_size, positive_int
 from dpanet.errors import DPANetError
+from dpanet.runtime.tiling import DEFAULT_OVERLAP
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "deblur",
         help="deblur a pair of dual-pixel views",
-        description="Deblur a left/right dual-pixel view pair. Reads PNG/TIFF/JPEG, 8- or 16-bit, "
-        "3-channel or single-channel; writes the input's bit depth and channel count. An existing "
-        "output is replaced (keeping its permissions; a symlink keeps pointing at the replaced file); "
-        "an output that is one of the inputs is refused.",
+        description="Deblur a left/right dual-pixel view pair (--left, --right), or every pair of a "
+        "folder (--pairs). Reads PNG/TIFF/JPEG, 8- or 16-bit, 3-channel or single-channel; writes the "
+        "input's bit depth and channel count. A single existing output is replaced (keeping its "
+        "permissions; a symlink keeps pointing at the replaced file); an output that is one of the "
+        "inputs is refused.",
     )
-    p.add_argument("--left", "-l", required=True, type=Path, help="left view")
-    p.add_argument("--right", "-r", required=True, type=Path, help="right view")
-    p.add_argument("-o", "--output", required=True, type=Path, help="output image (.png, .tif, .jpg)")
+    p.add_argument("--left", "-l", type=Path, help="left view")
+    p.add_argument("--right", "-r", type=Path, help="right view")
+    p.add_argument(
+        "--pairs",
+        type=Path,
+        metavar="DIR",
+        help="a folder of pairs instead: DPDD layout (*_l/source, *_r/source) or NAME_L.* / NAME_R.* "
+        "files; -o is then a folder that gets NAME.ext per pair. Pairs that fail are reported and "
+        "skipped (exit 1 at the end)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        help="output image (.png, .tif, .jpg), or folder with --pairs",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="with --pairs: redo outputs already present (by default they are skipped, so an "
+        "interrupted run resumes)",
+    )
     p.add_argument(
         "--checkpoint", type=Path, help="our checkpoint, torch backend (default: the bundled demo model)"
     )
@@ -38,20 +61,78 @@ def add_parser(subparsers) -> None:
         help="torch device (default: cpu); the onnxruntime backend runs on the CPU only",
     )
     p.add_argument("--threads", type=positive_int, help="CPU threads of either backend (default: all cores)")
+    p.add_argument(
+        "--tile",
+        type=parse_size,
+        metavar="HxW",
+        help="run in overlapping tiles of this size (multiples of 8) to bound memory; a static-size "
+        "model always tiles at its own size (docs/runtime.md)",
+    )
+    p.add_argument(
+        "--overlap",
+        type=non_negative_int,
+        metavar="N",
+        help="pixels neighbouring tiles share, a multiple of 8 below half the tile "
+        f"(default: {DEFAULT_OVERLAP})",
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dpanet.files import check_not_input
     from dpanet.runtime.images import check_writable, read_image, write_image
-    from dpanet.runtime.pipeline import check_pair, deblur_pair
+    from dpanet.runtime.pipeline import check_pair, check_tiling, deblur_pair
 
-    inputs = (args.left, args.right, args.checkpoint, args.model, args.engine, args.plugins)
-    check_not_input(args.output, *inputs)
+    if args.tile is not None:
+        check_multiple("--tile", args.tile)
+    check_not_input(
+        args.output, args.left, args.right, args.pairs, args.checkpoint, args.model, args.engine, args.plugins
+    )
+    if args.pairs is not None:
+        return _run_folder(args)
+    if args.left is None or args.right is None:
+        raise DPANetError("give --left and --right (one pair) or --pairs DIR (a folder)")
+    if args.overwrite:
+        raise DPANetError("--overwrite applies to --pairs; a single output is always replaced")
     left = read_image(args.left)
     right = read_image(args.right)
     check_pair(left, right)
     check_writable(args.output, left.bit_depth)
+    backend, channel_order = _backend(args)
+    check_tiling(backend, args.tile, args.overlap)
+    result = deblur_pair(left, right, backend, channel_order, args.tile, args.overlap, _note)
+    write_image(args.output, result.pixels, result.bit_depth)
+    print(
+        f"wrote {args.output} ({left.size[1]} x {left.size[0]}, {left.channels} channel(s), "
+        f"{left.bit_depth}-bit)"
+    )
+    return 0
+
+
+def _run_folder(args: argparse.Namespace) -> int:
+    from dpanet.runtime.folders import deblur_folder, prepare_output_folder
+    from dpanet.runtime.pairs import find_pairs
+    from dpanet.runtime.pipeline import check_tiling
+
+    if args.left is not None or args.right is not None:
+        raise DPANetError("--pairs deblurs a folder; give it without --left/--right")
+    found = find_pairs(args.pairs)
+    if not found.pairs:
+        raise DPANetError(
+            f"{args.pairs}: no complete pair ({len(found.incomplete)} view(s) without a partner)"
+        )
+    backend, channel_order = _backend(args)
+    check_tiling(backend, args.tile, args.overlap)
+    out_dir = prepare_output_folder(args.output)
+    summary = deblur_folder(
+        found, out_dir, backend, channel_order, args.overwrite, args.tile, args.overlap, _note
+    )
+    print(summary)
+    return 1 if summary.failed else 0
+
+
+def _backend(args: argparse.Namespace):
+    """(backend, channel order) from --backend, --engine, --model, --checkpoint."""
     backend_name = args.backend or ("tensorrt" if args.engine else "onnxruntime" if args.model else "torch")
     if (backend_name == "tensorrt") != (args.engine is not None):
         raise DPANetError(
@@ -68,8 +149,8 @@ def run(args: argparse.Namespace) -> int:
         from dpanet.runtime.tensorrt_backend import TensorRTBackend
 
         backend = TensorRTBackend(args.engine, args.plugins)
-        channel_order = backend.channel_order
-    elif backend_name == "onnxruntime":
+        return backend, backend.channel_order
+    if backend_name == "onnxruntime":
         if args.model is None:
             raise DPANetError("--backend onnxruntime needs --model MODEL.onnx (see `dpanet export`)")
         if args.checkpoint is not None:
@@ -79,21 +160,13 @@ def run(args: argparse.Namespace) -> int:
         from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
 
         backend = OnnxRuntimeBackend(args.model, args.threads)
-        channel_order = backend.channel_order
-    else:
-        if args.model is not None:
-            raise DPANetError("--model is for the onnxruntime backend; the torch backend reads --checkpoint")
-        backend, channel_order = _torch_backend(args.checkpoint, args.device or "cpu", args.threads)
-    result = deblur_pair(left, right, backend, channel_order)
-    write_image(args.output, result.pixels, result.bit_depth)
-    print(
-        f"wrote {args.output} ({left.size[1]} x {left.size[0]}, {left.channels} channel(s), "
-        f"{left.bit_depth}-bit)"
-    )
-    return 0
+        return backend, backend.channel_order
+    if args.model is not None:
+        raise DPANetError("--model is for the onnxruntime backend; the torch backend reads --checkpoint")
+    return _torch_backend(args.checkpoint, args.device or "cpu", args.threads, progress=args.pairs is None)
 
 
-def _torch_backend(checkpoint: Path | None, device: str, threads: int | None):
+def _torch_backend(checkpoint: Path | None, device: str, threads: int | None, progress: bool = True):
     import torch
 
     from dpanet.training.checkpoint import default_checkpoint_path, load_checkpoint
@@ -102,4 +175,8 @@ def _torch_backend(checkpoint: Path | None, device: str, threads: int | None):
     if threads:
         torch.set_num_threads(threads)
     loaded = load_checkpoint(checkpoint or default_checkpoint_path())
-    return TorchBackend(loaded.model, resolve_device(device)), loaded.channel_order
+    return TorchBackend(loaded.model, resolve_device(device), progress), loaded.channel_order
+
+
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)

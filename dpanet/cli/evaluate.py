@@ -1,11 +1,11 @@
-"""dpanet evaluate: PSNR / SSIM / MAE (LPIPS when available) of a checkpoint on a DPDD-layout split."""
+"""dpanet evaluate: PSNR / SSIM / MAE (LPIPS when available) on a DPDD-layout split, through any backend."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from dpanet.cli.options import non_negative_int
+from dpanet.cli.options import non_negative_int, positive_int
 from dpanet.errors import DPANetError
 
 
@@ -20,7 +20,16 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--data", required=True, type=Path, help="DPDD root ({split}_{c,l,r}/... folders)")
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="(default: test)")
-    p.add_argument("--checkpoint", type=Path, help="our checkpoint (default: the bundled demo model)")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="our checkpoint, PyTorch backend (default: the bundled demo model unless --model/--engine)",
+    )
+    p.add_argument(
+        "--model", type=Path, help="an exported .onnx model, ONNX Runtime (with --checkpoint: both rows)"
+    )
+    p.add_argument("--engine", type=Path, help="a TensorRT engine (with --checkpoint: both rows)")
+    p.add_argument("--threads", type=positive_int, help="onnxruntime intra-op threads (default: all cores)")
     p.add_argument(
         "--protocol",
         choices=["release", "16bit", "both"],
@@ -45,11 +54,10 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dpanet.files import output_folder, write_text_atomic
+    from dpanet.runtime.pairs import list_dpdd
     from dpanet.training.baseline import UnsharpMask
-    from dpanet.training.checkpoint import default_checkpoint_path, load_checkpoint
-    from dpanet.training.data import list_dpdd
     from dpanet.training.evaluation import PROTOCOLS, evaluate_split, summary_table, write_csv
-    from dpanet.training.inference import TorchBackend, float32_mode, resolve_device
+    from dpanet.training.inference import float32_mode
     from dpanet.training.metrics import load_lpips
 
     baselines = {}
@@ -59,23 +67,66 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise DPANetError(f"--unsharp: {exc}") from None
         baselines[str(method)] = method
+    if args.threads is not None and args.model is None:
+        raise DPANetError("--threads is ONNX Runtime's: it needs --model")
     scenes = list_dpdd(args.data, args.split)
     scenes = scenes[: args.limit] if args.limit else scenes
-    loaded = load_checkpoint(args.checkpoint or default_checkpoint_path())
-    backend = TorchBackend(loaded.model, resolve_device(args.device), progress=False)
+    models = _backends(args)
     with output_folder(args.out):  # before the long part, so a bad --out fails at once
         lpips, lpips_note = load_lpips()
         if lpips is None:
             lpips_note = f"skipped: {lpips_note}"
         protocols = PROTOCOLS if args.protocol == "both" else (args.protocol,)
+        evaluations = []
         with float32_mode("ieee"):  # the release's GPU had no TF32
-            evaluations = [
-                evaluate_split(scenes, backend, loaded.channel_order, protocol, baselines, lpips)
-                for protocol in protocols
-            ]
+            for protocol in protocols:
+                evaluation = None
+                for i, (label, backend, channel_order) in enumerate(models):
+                    part = evaluate_split(
+                        scenes,
+                        backend,
+                        channel_order,
+                        protocol,
+                        baselines,
+                        lpips,
+                        label=label,
+                        with_inputs=i == 0,
+                    )
+                    if evaluation is None:
+                        evaluation = part
+                    else:
+                        evaluation.rows += part.rows
+                evaluations.append(evaluation)
         csv_path = write_csv(args.out / "per_image.csv", evaluations)
         summary = summary_table(evaluations, len(scenes), lpips_note)
         write_text_atomic(args.out / "summary.txt", summary + "\n")
     print(summary)
     print(f"per-image scores: {csv_path}")
     return 0
+
+
+def _backends(args: argparse.Namespace) -> list[tuple[str, object, str]]:
+    """(row label, backend, channel order) for each backend asked for; the PyTorch one first."""
+    models = []
+    if args.checkpoint is not None or (args.model is None and args.engine is None):
+        from dpanet.training.checkpoint import default_checkpoint_path, load_checkpoint
+        from dpanet.training.inference import TorchBackend, resolve_device
+
+        loaded = load_checkpoint(args.checkpoint or default_checkpoint_path())
+        backend = TorchBackend(loaded.model, resolve_device(args.device), progress=False)
+        models.append(
+            ("model (PyTorch)" if args.model or args.engine else "model", backend, loaded.channel_order)
+        )
+    if args.model is not None:
+        from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+        backend = OnnxRuntimeBackend(args.model, args.threads)
+        models.append((f"model (ONNX Runtime, {backend.info.precision})", backend, backend.channel_order))
+    if args.engine is not None:
+        try:
+            from dpanet.runtime.tensorrt_backend import TensorRTBackend
+        except ImportError as exc:
+            raise DPANetError(f"--engine {args.engine}: no TensorRT backend here ({exc})") from None
+        backend = TensorRTBackend(args.engine)
+        models.append(("model (TensorRT)", backend, backend.channel_order))
+    return models
