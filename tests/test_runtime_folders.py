@@ -69,6 +69,18 @@ def test_dpdd_layout_is_found_with_ground_truth_and_split_prefixes(tmp_path):
     assert len(found.incomplete) == 1 and "val_l/source/scene0.png: no partner" in found.incomplete[0]
 
 
+def test_dpdd_own_naming_pairs_name_l_with_name_r(tmp_path):
+    """DPDD as it ships names its views NAME_L.png / NAME_R.png (docs/training.md); they pair by NAME."""
+    make_dpdd(tmp_path, "test", count=2)
+    for view, tag in (("l", "_L"), ("r", "_R")):
+        for path in sorted((tmp_path / f"test_{view}" / "source").iterdir()):
+            path.rename(path.with_name(f"{path.stem}{tag}{path.suffix}"))
+    found = find_pairs(tmp_path)
+    assert [p.name for p in found.pairs] == ["scene0", "scene1"] and not found.incomplete
+    assert [p.left.name for p in found.pairs] == ["scene0_L.png", "scene1_L.png"]
+    assert [p.right.name for p in found.pairs] == ["scene0_R.png", "scene1_R.png"]
+
+
 @pytest.mark.parametrize(
     "make, extra, message",
     [
