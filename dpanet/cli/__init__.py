@@ -25,6 +25,7 @@ COMMANDS = [
     "demo",
     "synth",
     "tune_unsharp",
+    "calibrate",
 ]
 
 
