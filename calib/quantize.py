@@ -37,7 +37,7 @@ METHODS = {
     "entropy": CalibrationMethod.Entropy,
     "percentile": CalibrationMethod.Percentile,
 }
-DEFAULT_METHOD = "percentile"  # chosen by measurement (docs/int8.md, "Calibration methods")
+DEFAULT_METHOD = "minmax"  # chosen by measurement (docs/int8.md, "Calibration methods")
 
 
 @dataclass(frozen=True)
@@ -82,9 +82,10 @@ def _quantize_static(
     layout = calibration.layout
     logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing nag
     with tempfile.TemporaryDirectory(prefix="dpanet-calib-") as folder:
-        output = Path(folder) / "quantized.onnx"
+        source, output = Path(folder) / "float.onnx", Path(folder) / "quantized.onnx"
+        onnx.save_model(model, source)  # quantize_static would move a ModelProto's weights out of it
         quantize_static(
-            model,
+            source,
             output,
             reader,
             quant_format=QuantFormat.QDQ,

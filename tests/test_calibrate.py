@@ -15,7 +15,14 @@ from onnx import numpy_helper
 from dpanet.calib.data import load_calibration_set
 from dpanet.calib.layout import conv_layers, offset_branch_convs, producers, protected_tensors
 from dpanet.calib.quantize import calibrate, finish, place_qdq
-from dpanet.calib.sensitivity import Evaluator, exclude_until, layer_sensitivities
+from dpanet.calib.sensitivity import (
+    Evaluator,
+    Fidelity,
+    LayerSensitivity,
+    Report,
+    exclude_until,
+    layer_sensitivities,
+)
 from dpanet.cli import main
 from dpanet.export.exporter import ExportOptions, export_model
 from dpanet.export.onnx_ops import DOMAIN, PLUGIN_ATTRIBUTES
@@ -54,7 +61,7 @@ def calibrations(demo_graphs, synthetic, tmp_path_factory):
     pairs = load_calibration_set(synthetic, 6, (96, 96), "BGR").pairs
     folder = tmp_path_factory.mktemp("ranges")
     return {
-        target: calibrate(demo_graphs["portable"], demo_graphs["plugin"], pairs, target, "percentile", folder)
+        target: calibrate(demo_graphs["portable"], demo_graphs["plugin"], pairs, target, "minmax", folder)
         for target in ("tensorrt", "cpu")
     }
 
@@ -198,55 +205,57 @@ def test_exclude_and_max_loss_change_the_graph(small, tmp_path):
     assert not added & {n.name for n in _quantized_convs(kept)}
 
 
-@pytest.mark.parametrize("target", ["tensorrt", "cpu"])
-def test_cli_writes_a_file_deblur_runs_and_a_report(small, tmp_path, target):
+@pytest.fixture(scope="module")
+def fp16_model(small):
+    _, checkpoint, _ = small
+    path = checkpoint.parent / "fp16.onnx"
+    assert main(["export", "--checkpoint", str(checkpoint), "-o", str(path), "--precision", "fp16"]) == 0
+    return path
+
+
+@pytest.fixture(scope="module")
+def cli_int8(small):
+    """``dpanet calibrate`` through the CLI: tensorrt target, plugin flavour, one layer excluded."""
     root, checkpoint, _ = small
-    output = tmp_path / "int8.onnx"
-    report = tmp_path / "report.md"
+    output = root / "int8.onnx"
     args = ["calibrate", "--checkpoint", str(checkpoint), "--data", str(root / "data"), "-o", str(output)]
-    args += [
-        "--target",
-        target,
-        "--count",
-        "2",
-        "--size",
-        "32x32",
-        "--report",
-        str(report),
-        "--exclude",
-        "head.2",
-    ]
-    assert main(args) == 0
-    model = onnx.load(output)
+    assert main([*args, "--count", "2", "--size", "32x32", "--exclude", "head.2"]) == 0
+    return output
+
+
+def test_cli_file_metadata_and_deblur(small, cli_int8, tmp_path):
+    root, checkpoint, _ = small
+    model = onnx.load(cli_int8)
     metadata = {p.key: p.value for p in model.metadata_props}
     assert metadata["dpanet.precision"] == "int8"
-    assert metadata["dpanet.int8.target"] == target
-    assert metadata["dpanet.int8.method"] == "percentile"
+    assert metadata["dpanet.int8.target"] == "tensorrt"
+    assert metadata["dpanet.int8.method"] == "minmax"
     assert metadata["dpanet.int8.count"] == "2"
     assert metadata["dpanet.checkpoint_sha256"] == load_checkpoint(checkpoint).sha256
     assert "head.2" in json.loads(metadata["dpanet.int8.excluded"])
-    data = json.loads(report.with_suffix(".json").read_text())
-    assert [r["vs_float32"] for r in data["layers"]] == sorted(r["vs_float32"] for r in data["layers"])
-    assert "head.2" not in {r["layer"] for r in data["layers"]}
-    assert "| layer |" in report.read_text()
-    left, right = (
-        root / "data" / "train_l" / "source" / "scene0.png",
-        root / "data" / "train_r" / "source" / "scene0.png",
-    )
+    head = next(n for n in model.graph.node if n.op_type == "Conv" and n.input[1] == "head.2.weight")
+    assert not _dq_inputs(model, head)
+    source = root / "data" / "train_l" / "source" / "scene0.png"
     out = tmp_path / "out.png"
-    assert (
-        main(["deblur", "--left", str(left), "--right", str(right), "--model", str(output), "-o", str(out)])
-        == 0
-    )
+    args = ["deblur", "--left", str(source), "--right", str(source).replace("train_l", "train_r")]
+    assert main([*args, "--model", str(cli_int8), "-o", str(out)]) == 0  # float16 plugins: Casts at load
     assert out.is_file()
 
 
-def test_float16_plugin_export_runs_in_onnxruntime(small, tmp_path):
-    _, checkpoint, _ = small
-    path = tmp_path / "fp16.onnx"
-    assert main(["export", "--checkpoint", str(checkpoint), "-o", str(path), "--precision", "fp16"]) == 0
-    assert isinstance(for_onnxruntime(path), bytes)  # wrapped
-    backend = OnnxRuntimeBackend(path)
+def test_report_files(tmp_path):
+    whole = Fidelity(40.0, 30.0, 30.1)
+    layers = [LayerSensitivity("head.2", "node_conv2d_9", Fidelity(35.0, 29.9, 30.1))]
+    report = Report("cpu", "minmax", 2, "32x32", "L/R pairs", "plugin", whole, ["head.0"], layers)
+    data = json.loads(report.to_json())
+    assert data["whole_model"]["task_loss"] == pytest.approx(0.1)
+    assert data["layers"][0]["layer"] == "head.2" and data["excluded"] == ["head.0"]
+    markdown = report.to_markdown()
+    assert "| head.2 | node_conv2d_9 | 35.00 | 0.200 |" in markdown and "head.0" in markdown
+
+
+def test_float16_plugin_export_runs_in_onnxruntime(fp16_model):
+    assert isinstance(for_onnxruntime(fp16_model), bytes)  # wrapped in Casts
+    backend = OnnxRuntimeBackend(fp16_model)
     views = [random_image(s, 16, 24).transpose(2, 0, 1)[None].copy() for s in (1, 2)]
     assert np.isfinite(backend(*views)).all()
 
@@ -289,28 +298,20 @@ def test_bad_data(small, tmp_path, capsys):
     assert code == 1 and "no such layer" in _error_line(capsys) and not output.exists()
 
 
-def test_bad_models_and_outputs(small, tmp_path, capsys):
+def test_bad_models_and_outputs(small, fp16_model, cli_int8, tmp_path, capsys):
     root, checkpoint, _ = small
-    fp16 = tmp_path / "fp16.onnx"
-    assert main(["export", "--checkpoint", str(checkpoint), "-o", str(fp16), "--precision", "fp16"]) == 0
-    capsys.readouterr()
-    data = str(root / "data")
-    base = ["calibrate", "--data", data, "--count", "2", "--size", "32x32"]
+    base = ["calibrate", "--data", str(root / "data"), "--count", "2", "--size", "32x32"]
     out = tmp_path / "int8.onnx"
-    assert main([*base, "--checkpoint", str(fp16), "-o", str(out)]) == 1
-    assert "float16 ONNX model" in _error_line(capsys) and not out.exists()
-    assert main([*base, "--checkpoint", str(checkpoint), "-o", str(out)]) == 0
-    capsys.readouterr()
-    again = tmp_path / "again.onnx"
-    assert main([*base, "--checkpoint", str(out), "-o", str(again)]) == 1
-    assert "already quantized" in _error_line(capsys) and not again.exists()
-    missing = tmp_path / "nowhere" / "x.onnx"
-    assert main([*base, "--checkpoint", str(checkpoint), "-o", str(missing)]) == 1
-    assert "does not exist" in _error_line(capsys)
-    assert (
-        main([*base, "--checkpoint", str(checkpoint), "-o", str(tmp_path / "x.onnx"), "--max-loss", "-1"])
-        == 1
-    )
-    assert "--max-loss" in _error_line(capsys)
-    assert main([*base, "--checkpoint", str(checkpoint), "-o", str(checkpoint)]) == 1
-    assert ".onnx" in _error_line(capsys)
+    cases = {
+        (str(fp16_model), str(out)): "float16 ONNX model",
+        (str(cli_int8), str(out)): "already quantized",
+        (str(checkpoint), str(tmp_path / "nowhere" / "x.onnx")): "does not exist",
+        (str(checkpoint), str(checkpoint)): ".onnx",
+    }
+    for (source, output), message in cases.items():
+        assert main([*base, "--checkpoint", source, "-o", output]) == 1
+        assert message in _error_line(capsys) and not out.exists()
+    assert main([*base, "--checkpoint", str(checkpoint), "-o", str(out), "--max-loss", "-1"]) == 1
+    assert "--max-loss" in _error_line(capsys) and not out.exists()
+    assert main([*base, "--checkpoint", str(checkpoint), "-o", str(out), "--report", "r.txt"]) == 1
+    assert "--report" in _error_line(capsys) and not out.exists()

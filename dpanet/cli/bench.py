@@ -28,6 +28,15 @@ def add_parser(subparsers) -> None:
     e.add_argument("--size", type=str, nargs="+", default=["256x256", "1120x1680"], metavar="HxW",
                    help="sizes (default: 256x256 1120x1680)")  # fmt: skip
     e.add_argument("--repeats", type=int, default=1, help="timed runs per size and backend (default: 1)")
+    e.add_argument(
+        "--backends",
+        nargs="+",
+        choices=["torch", "portable", "plugin", "portable-fp16", "int8-cpu"],
+        default=["torch", "portable", "plugin", "portable-fp16"],
+        help="rows, the first is the ratios' reference (default: torch portable plugin portable-fp16; "
+        "int8-cpu: the plugin flavour calibrated for --target cpu, docs/int8.md)",
+    )
+    e.add_argument("--threads", type=int, help="threads for every backend (default: all cores)")
     e.set_defaults(run=run_export)
     o = targets.add_parser(
         "ops",
@@ -65,6 +74,8 @@ def run_export(args: argparse.Namespace) -> int:
     from dpanet.training.checkpoint import save_checkpoint
     from dpanet.training.model import DPANet
 
+    if args.threads is not None and args.threads < 1:
+        raise DPANetError(f"--threads: must be at least 1, got {args.threads}")
     sizes = []
     for text in args.size:
         try:
@@ -79,7 +90,7 @@ def run_export(args: argparse.Namespace) -> int:
         if checkpoint is None:
             checkpoint = Path(folder) / "dpanet-random.pt"
             save_checkpoint(checkpoint, DPANet(), "BGR", {"note": "random weights for benchmarking"})
-        print(run_export_benchmark(checkpoint, sizes, args.repeats))
+        print(run_export_benchmark(checkpoint, sizes, args.repeats, tuple(args.backends), args.threads))
     return 0
 
 

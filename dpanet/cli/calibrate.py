@@ -32,7 +32,7 @@ def add_parser(subparsers) -> None:
         "--method",
         choices=["minmax", "entropy", "percentile"],
         default=None,
-        help="ONNX Runtime calibration method (default: percentile, see docs/int8.md)",
+        help="ONNX Runtime calibration method (default: minmax, see docs/int8.md)",
     )
     p.add_argument(
         "--count", type=int, default=16, help="calibration pairs, first in name order (default: 16)"
