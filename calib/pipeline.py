@@ -18,7 +18,7 @@ import onnx
 from dpanet.calib.data import load_calibration_set
 from dpanet.calib.layout import TARGETS, conv_layers, offset_branch_convs
 from dpanet.calib.quantize import DEFAULT_METHOD, METHODS, calibrate, finish, place_qdq
-from dpanet.calib.sensitivity import Evaluator, Report, exclude_until, layer_sensitivities
+from dpanet.calib.sensitivity import Evaluator, Report, blocks, exclude_until, layer_sensitivities
 from dpanet.errors import DPANetError
 from dpanet.export.exporter import FLAVORS, ExportOptions, check_output_path, export_model
 from dpanet.files import atomic_write, check_not_input, check_writable_folder, write_text_atomic
@@ -135,7 +135,7 @@ def calibrate_checkpoint(
         ranking = []
         if options.report is not None or options.max_loss is not None:
             evaluator = Evaluator(graphs["plugin"], calibration_set.pairs, options.threads)
-            progress = _bar(bar, len(set(layers) - excluded), "layer sensitivity")
+            progress = _bar(bar, len(blocks(layers, excluded)), "block sensitivity")
             ranking = layer_sensitivities(
                 graphs["plugin"], calibration, layers, excluded, evaluator, progress and progress.update
             )
@@ -143,7 +143,7 @@ def calibrate_checkpoint(
             if options.max_loss is not None:
                 excluded, _ = exclude_until(
                     graphs["plugin"], calibration, ranking, excluded, options.max_loss, evaluator,
-                    lambda n, loss: log(f"max-loss: {n} layer(s) excluded, loss {loss:.3f} dB"),
+                    lambda n, loss: log(f"max-loss: {n} conv(s) excluded, task loss {loss:.3f} dB"),
                 )  # fmt: skip
         excluded_layers = sorted(layers[n] for n in excluded)
         model = finish(

@@ -1,7 +1,9 @@
 """How much each quantized layer costs, and the search behind ``--max-loss`` (docs/int8.md).
 
-A layer is one quantized Conv, named by its weight (``encoder.0.features.0.conv1``). Its
-sensitivity is the output's PSNR against float32 on the calibration pairs when only that layer is
+A layer is one quantized Conv, named by its weight (``encoder.0.features.0.conv1``); layers are
+ranked by block, the first three parts of their names (``encoder.0.features``: both views' feature
+block of level 0; ``head.2``), which keeps the number of variants to run small. A block's
+sensitivity is the output's PSNR against float32 on the calibration pairs when only that block is
 int8 (mean over pairs), and, when the pairs have sharp images, the task PSNR it loses. Variants are
 evaluated on the float32 Q/DQ plugin-flavour graph (our CPU kernels, the fastest to run here);
 the float16 of the TensorRT file is the same for every variant and is left out of the ranking.
@@ -21,6 +23,8 @@ from dpanet.calib.quantize import Calibration, place_qdq
 from dpanet.errors import DPANetError
 from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from dpanet.training.metrics import psnr
+
+BLOCK_DEPTH = 3  # name parts that make a block: encoder.0.features, decoder.1.fuse, head.2
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,8 @@ class Evaluator:
 
 @dataclass(frozen=True)
 class LayerSensitivity:
-    layer: str
-    node: str
+    block: str
+    nodes: tuple[str, ...]
     fidelity: Fidelity
 
 
@@ -78,16 +82,24 @@ def layer_sensitivities(
     evaluator: Evaluator,
     progress: Callable[[], None] | None = None,
 ) -> list[LayerSensitivity]:
-    """Every quantizable layer (Conv node -> layer name) outside ``excluded`` alone in int8, worst first."""
+    """Every block of quantizable layers (``layers``: Conv node -> layer name) outside ``excluded``
+    alone in int8, worst first."""
     results = []
-    for node, layer in layers.items():
-        if node in excluded:
-            continue
-        variant = place_qdq(plugin, calibration, excluded, only={node})
-        results.append(LayerSensitivity(layer, node, evaluator.fidelity(variant)))
+    for block, nodes in blocks(layers, excluded).items():
+        variant = place_qdq(plugin, calibration, excluded, only=set(nodes))
+        results.append(LayerSensitivity(block, nodes, evaluator.fidelity(variant)))
         if progress:
             progress()
     return sorted(results, key=lambda r: r.fidelity.vs_float32)
+
+
+def blocks(layers: dict[str, str], excluded: set[str]) -> dict[str, tuple[str, ...]]:
+    """Block name -> its Conv nodes, for the nodes of ``layers`` outside ``excluded``."""
+    grouped: dict[str, list[str]] = {}
+    for node, layer in layers.items():
+        if node not in excluded:
+            grouped.setdefault(".".join(layer.split(".")[:BLOCK_DEPTH]), []).append(node)
+    return {block: tuple(nodes) for block, nodes in grouped.items()}
 
 
 def exclude_until(
@@ -99,14 +111,14 @@ def exclude_until(
     evaluator: Evaluator,
     progress: Callable[[int, float], None] | None = None,
 ) -> tuple[set[str], Fidelity]:
-    """Exclude the worst layers of ``ranking`` one by one until the task PSNR loss against float32
+    """Exclude the worst blocks of ``ranking`` one by one until the task PSNR loss against float32
     on the calibration pairs is at most ``max_loss`` dB; the exclusions and the fidelity reached."""
     if evaluator.task_float32 is None:
         raise DPANetError(
             "--max-loss needs calibration pairs with sharp images (DPDD layout or NAME_S files)"
         )
     excluded = set(excluded)
-    remaining = [r.node for r in ranking if r.node not in excluded]
+    remaining = [r.nodes for r in ranking]
     while True:
         fidelity = evaluator.fidelity(place_qdq(plugin, calibration, excluded))
         if progress:
@@ -115,9 +127,9 @@ def exclude_until(
             return excluded, fidelity
         if not remaining:
             raise DPANetError(
-                f"--max-loss {max_loss}: every layer excluded, the loss is still {fidelity.task_loss:.3f} dB"
+                f"--max-loss {max_loss}: every block excluded, the loss is still {fidelity.task_loss:.3f} dB"
             )
-        excluded.add(remaining.pop(0))
+        excluded.update(remaining.pop(0))
 
 
 @dataclass
@@ -130,7 +142,7 @@ class Report:
     flavor: str
     whole: Fidelity
     excluded: list[str]
-    layers: list[LayerSensitivity] = field(default_factory=list)
+    blocks: list[LayerSensitivity] = field(default_factory=list)
 
     def to_json(self) -> str:
         def fidelity(f: Fidelity) -> dict:
@@ -145,7 +157,7 @@ class Report:
             "flavor": self.flavor,
             "whole_model": fidelity(self.whole),
             "excluded": self.excluded,
-            "layers": [{"layer": r.layer, "node": r.node, **fidelity(r.fidelity)} for r in self.layers],
+            "blocks": [{"block": r.block, "nodes": r.nodes, **fidelity(r.fidelity)} for r in self.blocks],
         }
         return json.dumps(data, indent=2) + "\n"
 
@@ -163,18 +175,17 @@ class Report:
             "",
             f"Excluded (kept in high precision): {', '.join(self.excluded) or 'none'}.",
         ]
-        if self.layers:
+        if self.blocks:
             lines += [
                 "",
-                "Each layer alone in int8, worst first:",
+                "Each block alone in int8, worst first:",
                 "",
-                "| layer | node | PSNR vs float32 | task loss |",
+                "| block | convs | PSNR vs float32 | task loss |",
                 "|---|---|---|---|",
             ]
-            lines += [
-                f"| {r.layer} | {r.node} | {r.fidelity.vs_float32:.2f} | {_dB(r.fidelity.task_loss, 3)} |"
-                for r in self.layers
-            ]
+            for r in self.blocks:
+                f = r.fidelity
+                lines.append(f"| {r.block} | {len(r.nodes)} | {f.vs_float32:.2f} | {_dB(f.task_loss, 3)} |")
         return "\n".join(lines) + "\n"
 
 

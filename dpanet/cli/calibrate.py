@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
     def bar(total: int, description: str):
         return tqdm(
-            total=total, desc=description, unit="pair" if "calib" in description else "layer", leave=False
+            total=total, desc=description, unit="pair" if "calib" in description else "block", leave=False
         )
 
     report = calibrate_checkpoint(
