@@ -123,6 +123,8 @@ def place_qdq(
     chosen = quantized_nodes(model, layout, excluded, only)
     restrict = None if layout.float_consumers_everywhere else calibration.protected
     restore_float_inputs(quantized, chosen, restrict)
+    others = {n.name for n in quantized.graph.node} - set(excluded)
+    restore_float_inputs(quantized, others, None)  # excluded nodes read float inputs in every layout
     if layout.residual_add_dq:
         add_residual_dq(quantized, chosen)
     remove_dead_nodes(quantized)
@@ -130,13 +132,13 @@ def place_qdq(
     return quantized
 
 
-def restore_float_inputs(model: onnx.ModelProto, quantized: set[str], tensors: set[str] | None) -> None:
-    """Let every node outside ``quantized`` read the float tensor instead of its fake-quantized
-    copy DQ(Q(tensor)) (for ``tensors`` only, if given)."""
+def restore_float_inputs(model: onnx.ModelProto, keep: set[str], tensors: set[str] | None) -> None:
+    """Let every node outside ``keep`` read the float tensor instead of its fake-quantized copy
+    DQ(Q(tensor)) (for ``tensors`` only, if given)."""
     producer = producers(model)
     initializers = {t.name for t in model.graph.initializer}
     for node in model.graph.node:
-        if node.name in quantized or node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+        if node.name in keep or node.op_type in ("QuantizeLinear", "DequantizeLinear"):
             continue
         for index, name in enumerate(node.input):
             source = _fake_quantized_source(name, producer)

@@ -12,7 +12,7 @@ import onnxruntime as ort
 import pytest
 from onnx import numpy_helper
 
-from dpanet.calib.data import load_calibration_set
+from dpanet.calib.data import CalibrationPair, load_calibration_set
 from dpanet.calib.layout import conv_layers, offset_branch_convs, producers, protected_tensors
 from dpanet.calib.quantize import calibrate, finish, place_qdq
 from dpanet.calib.sensitivity import (
@@ -188,6 +188,11 @@ def test_exclude_and_max_loss_change_the_graph(small, tmp_path):
     model = place_qdq(graphs["plugin"], calibration, offsets | head)
     assert {n.name for n in _quantized_convs(model)} == set(layers) - offsets - head
 
+    # sharp images = the float32 outputs plus a little noise: the int8 error is then a task loss
+    noise = np.random.default_rng(0).normal(0, 0.01, (1, 3, 32, 32)).astype(np.float32)
+    reference = Evaluator(graphs["plugin"], pairs).reference
+    outputs = zip(pairs, reference, strict=True)
+    pairs = [CalibrationPair(p.name, p.left, p.right, r + noise) for p, r in outputs]
     evaluator = Evaluator(graphs["plugin"], pairs)
     ranking = layer_sensitivities(graphs["plugin"], calibration, layers, offsets, evaluator)
     assert sorted(n for r in ranking for n in r.nodes) == sorted(set(layers) - offsets)
@@ -284,6 +289,8 @@ def test_bad_data(small, tmp_path, capsys):
 
     write_image(mixed / "a_L.png", random_image(1, 40, 40), 8)
     write_image(mixed / "a_R.png", random_image(2, 40, 48), 8)
+    write_image(mixed / "b_L.png", random_image(3, 40, 40, 1), 8)
+    write_image(mixed / "b_R.png", random_image(4, 40, 40, 1), 8)
     cases = {
         tmp_path / "missing": "no such folder",
         tmp_path / "empty": "no NAME_L",
