@@ -93,7 +93,7 @@ def resolve_exclusions(names: list[str], layers: dict[str, str]) -> tuple[set[st
             examples = ", ".join(sorted(layers.values())[:3])
             raise DPANetError(f"--exclude {name}: no such layer (layers are named like {examples})")
         nodes |= matched
-    return nodes, sorted(layers[n] for n in nodes)
+    return nodes, sorted({layers[n] for n in nodes})
 
 
 def calibrate_checkpoint(
@@ -145,7 +145,7 @@ def calibrate_checkpoint(
                     graphs["plugin"], calibration, ranking, excluded, options.max_loss, evaluator,
                     lambda n, loss: log(f"max-loss: {n} conv(s) excluded, task loss {loss:.3f} dB"),
                 )  # fmt: skip
-        excluded_layers = sorted(layers[n] for n in excluded)
+        excluded_layers = sorted({layers[n] for n in excluded})
         model = finish(
             place_qdq(graphs[options.flavor], calibration, excluded),
             calibration,
