@@ -93,6 +93,9 @@ def conv_layers(model: onnx.ModelProto) -> dict[str, str]:
 
 def protected_tensors(plugin_model: onnx.ModelProto) -> set[str]:
     """Tensors that must reach their float consumers unquantized: every input of a plugin node (the
-    same tensor names exist in the portable flavour) and the graph outputs."""
+    same tensor names exist in the portable flavour), the graph outputs and the inputs of the nodes
+    that produce them (the head's Sigmoid reads float logits)."""
     names = {t for n in plugin_model.graph.node if n.op_type in PLUGIN_OPS for t in n.input}
-    return names | {o.name for o in plugin_model.graph.output}
+    outputs = {o.name for o in plugin_model.graph.output}
+    last = {t for n in plugin_model.graph.node if set(n.output) & outputs for t in n.input}
+    return names | outputs | last
