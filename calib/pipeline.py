@@ -48,6 +48,8 @@ class CalibrateOptions:
                 raise DPANetError(f"{option}: must be one of {', '.join(allowed)}, got {value!r}")
         if self.count < 1:
             raise DPANetError(f"--count: must be at least 1, got {self.count}")
+        if self.threads is not None and self.threads < 1:
+            raise DPANetError(f"--threads: must be at least 1, got {self.threads}")
         if self.max_loss is not None and self.max_loss < 0:
             raise DPANetError(f"--max-loss: must be at least 0 dB, got {self.max_loss}")
         if self.report is not None and self.report.suffix.lower() not in (".md", ".json"):
