@@ -72,18 +72,18 @@ def check_checkpoint_file(path: Path) -> None:
         model = onnx.load(os.fspath(path), load_external_data=False)
     except Exception:  # not protobuf: load_checkpoint reports what it is
         return
-    precision = {p.key: p.value for p in model.metadata_props}.get(f"{METADATA_PREFIX}precision", "")
     if not model.graph.node:
         return
+    precision = {p.key: p.value for p in model.metadata_props}.get(f"{METADATA_PREFIX}precision", "")
     what = {"fp16": "a float16 ONNX model", "int8": "an already quantized ONNX model"}.get(
         precision, "an ONNX model"
     )
     raise DPANetError(f"{path}: {what}; calibrate needs the float32 checkpoint (.pt) it was exported from")
 
 
-def resolve_exclusions(names: list[str], layers: dict[str, str]) -> tuple[set[str], list[str]]:
-    """Conv nodes and layer names matching ``--exclude`` names (a layer, a prefix such as
-    ``encoder.0``, or a node name)."""
+def resolve_exclusions(names: list[str], layers: dict[str, str]) -> set[str]:
+    """The Conv nodes matching ``--exclude`` names (a layer, a prefix such as ``encoder.0``, or a
+    node name)."""
     nodes: set[str] = set()
     for name in names:
         matched = {
@@ -95,7 +95,7 @@ def resolve_exclusions(names: list[str], layers: dict[str, str]) -> tuple[set[st
             examples = ", ".join(sorted(layers.values())[:3])
             raise DPANetError(f"--exclude {name}: no such layer (layers are named like {examples})")
         nodes |= matched
-    return nodes, sorted({layers[n] for n in nodes})
+    return nodes
 
 
 def calibrate_checkpoint(
@@ -125,7 +125,7 @@ def calibrate_checkpoint(
     log(f"calibration: {options.count} pairs ({calibration_set.source}), {size} crops")
     graphs = {f: export_model(loaded, ExportOptions(flavor=f)) for f in FLAVORS}
     layers = conv_layers(graphs["plugin"])
-    excluded, _ = resolve_exclusions(options.exclude, layers)
+    excluded = resolve_exclusions(options.exclude, layers)
     excluded |= offset_branch_convs(graphs["plugin"])
     with tempfile.TemporaryDirectory(prefix="dpanet-calibrate-") as folder:
         progress = _bar(bar, options.count, "calibrating")

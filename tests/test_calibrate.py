@@ -165,7 +165,7 @@ def test_cpu_layout_fuses_into_qlinearconv(demo_graphs, calibrations, tmp_path):
 def test_demo_model_accuracy(demo_graphs, calibrations, synthetic, target):
     test_pairs = load_calibration_set(synthetic / "test", 6, (96, 96), "BGR")
     evaluator = Evaluator(demo_graphs["plugin"], test_pairs.pairs)
-    excluded, _ = resolve_exclusions(list(DEMO_EXCLUDE), conv_layers(demo_graphs["plugin"]))
+    excluded = resolve_exclusions(list(DEMO_EXCLUDE), conv_layers(demo_graphs["plugin"]))
     fidelity = evaluator.fidelity(_int8_graph(demo_graphs, calibrations, target, "plugin", excluded))
     assert fidelity.vs_float32 > 30.0
     assert fidelity.task_loss <= DEMO_MAX_TASK_LOSS_DB
