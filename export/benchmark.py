@@ -1,9 +1,11 @@
 """``dpanet bench export``: CPU latency of one network through PyTorch and ONNX Runtime, same run.
 
-Rows: PyTorch eager float32; ONNX Runtime with the portable float32, plugin float32 (our C++
-kernels as custom ops) and portable float16 exports. Every model is exported from the same
-weights into a temporary folder first. Latency is the median of ``repeats`` timed runs after one
-untimed warm-up run per size.
+Rows (``--backends``, default all but the int8 one): PyTorch eager float32; ONNX Runtime with the
+portable float32, plugin float32 (our C++ kernels as custom ops) and portable float16 exports; and
+``int8-cpu``, the plugin flavour calibrated for ``--target cpu`` (docs/int8.md; calibrated on two
+random pairs: ranges do not change the speed). Every model comes from the same weights, written to
+a temporary folder first. Latency is the median of ``repeats`` timed runs after one untimed warm-up
+run per size; ratios are against the first row. Every backend uses the same number of threads.
 """
 
 from __future__ import annotations
@@ -15,17 +17,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 
-from dpanet.export.exporter import ExportOptions, export_checkpoint
+from dpanet.export.exporter import ExportOptions, export_checkpoint, export_model
 from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
-from dpanet.training.checkpoint import load_checkpoint
+from dpanet.training.checkpoint import LoadedCheckpoint, load_checkpoint
 
-VARIANTS = (
-    ("ORT portable float32", ExportOptions(flavor="portable")),
-    ("ORT plugin float32", ExportOptions(flavor="plugin")),
-    ("ORT portable float16", ExportOptions(flavor="portable", precision="fp16")),
-)
+EXPORTS = {
+    "portable": ("ORT portable float32", ExportOptions(flavor="portable")),
+    "plugin": ("ORT plugin float32", ExportOptions(flavor="plugin")),
+    "portable-fp16": ("ORT portable float16", ExportOptions(flavor="portable", precision="fp16")),
+}
+BACKENDS = ("torch", *EXPORTS, "int8-cpu")
+DEFAULT_BACKENDS = ("torch", *EXPORTS)
+INT8_CALIBRATION_SIZE = (64, 64)
 
 
 def _median_seconds(run: Callable[[], object], repeats: int) -> float:
@@ -38,41 +44,75 @@ def _median_seconds(run: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def run_export_benchmark(checkpoint: Path, sizes: list[tuple[int, int]], repeats: int, log=print) -> str:
+def _int8_cpu_model(loaded: LoadedCheckpoint, path: Path) -> None:
+    """The plugin flavour with the cpu target's Q/DQ, calibrated on two random pairs."""
+    from dpanet.calib.data import CalibrationPair
+    from dpanet.calib.layout import offset_branch_convs
+    from dpanet.calib.quantize import DEFAULT_METHOD, calibrate, finish, place_qdq
+
+    graphs = {f: export_model(loaded, ExportOptions(flavor=f)) for f in ("portable", "plugin")}
+    rng = np.random.default_rng(1)
+    shape = (1, loaded.config.in_channels, *INT8_CALIBRATION_SIZE)
+    views = rng.random((2, 2, *shape), dtype=np.float32)
+    pairs = [CalibrationPair(f"random{i}", left, right, None) for i, (left, right) in enumerate(views)]
+    calibration = calibrate(graphs["portable"], graphs["plugin"], pairs, "cpu", DEFAULT_METHOD, path.parent)
+    model = place_qdq(graphs["plugin"], calibration, offset_branch_convs(graphs["plugin"]))
+    onnx.save_model(finish(model, calibration, "plugin", []), path)
+
+
+def run_export_benchmark(
+    checkpoint: Path,
+    sizes: list[tuple[int, int]],
+    repeats: int,
+    backends: tuple[str, ...] = DEFAULT_BACKENDS,
+    threads: int | None = None,
+    log=print,
+) -> str:
     loaded = load_checkpoint(checkpoint)
     model = loaded.model.eval()
-    backends: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
-
-    def torch_backend(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return model(torch.from_numpy(left), torch.from_numpy(right)).numpy()
-
-    backends["PyTorch eager float32"] = torch_backend
+    if threads:
+        torch.set_num_threads(threads)
+    runners: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
     with tempfile.TemporaryDirectory() as folder:
-        for name, options in VARIANTS:
-            log(f"exporting {name} ...")
-            path = Path(folder) / f"{options.flavor}-{options.precision}.onnx"
-            export_checkpoint(checkpoint, path, options)
-            backends[name] = OnnxRuntimeBackend(path)
+        for backend in backends:
+            if backend == "torch":
+
+                def torch_backend(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+                    with torch.no_grad():
+                        return model(torch.from_numpy(left), torch.from_numpy(right)).numpy()
+
+                runners["PyTorch eager float32"] = torch_backend
+                continue
+            path = Path(folder) / f"{backend}.onnx"
+            if backend == "int8-cpu":
+                name = "ORT plugin int8 (cpu)"
+                log(f"calibrating {name} ...")
+                _int8_cpu_model(loaded, path)
+            else:
+                name, options = EXPORTS[backend]
+                log(f"exporting {name} ...")
+                export_checkpoint(checkpoint, path, options)
+            runners[name] = OnnxRuntimeBackend(path, threads)
         results: dict[tuple[str, tuple[int, int]], float] = {}
         for h, w in sizes:
             rng = np.random.default_rng(0)
             left, right = (
                 rng.random((1, loaded.config.in_channels, h, w), dtype=np.float32) for _ in range(2)
             )
-            for name, backend in backends.items():
+            for name, runner in runners.items():
                 log(f"timing {name} at {h} x {w} ...")
-                results[name, (h, w)] = _median_seconds(lambda b=backend, x=left, y=right: b(x, y), repeats)
-    header = f"{'backend':<24}" + "".join(f"{f'{h}x{w} s':>14}{'vs torch':>10}" for h, w in sizes)
+                results[name, (h, w)] = _median_seconds(lambda b=runner, x=left, y=right: b(x, y), repeats)
+    first = next(iter(runners))
+    header = f"{'backend':<24}" + "".join(f"{f'{h}x{w} s':>14}{'ratio':>10}" for h, w in sizes)
     lines = [
-        f"DPANet width {loaded.config.width}, batch 1, torch threads {torch.get_num_threads()}, "
-        f"median of {repeats} after a warm-up",
+        f"DPANet width {loaded.config.width}, batch 1, {threads or torch.get_num_threads()} threads, "
+        f"median of {repeats} after a warm-up; ratio = {first} time / row time",
         header,
     ]
-    for name in backends:
+    for name in runners:
         row = f"{name:<24}"
         for size in sizes:
             seconds = results[name, size]
-            row += f"{seconds:>14.3f}{results['PyTorch eager float32', size] / seconds:>9.2f}x"
+            row += f"{seconds:>14.3f}{results[first, size] / seconds:>9.2f}x"
         lines.append(row)
     return "\n".join(lines)

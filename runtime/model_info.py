@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dpanet.errors import DPANetError
 
 INPUT_NAMES = ("left", "right")
 OUTPUT_NAME = "output"
 METADATA_PREFIX = "dpanet."
+INT8_PREFIX = "int8."  # after METADATA_PREFIX: dpanet.int8.target etc. (written by dpanet calibrate)
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class ModelInfo:
     size: str  # "dynamic" or "HxW"
     checkpoint_sha256: str
     version: str
+    int8: dict[str, str] = field(default_factory=dict)  # target, method, count, ... (docs/int8.md)
 
 
 def model_info_from_metadata(metadata: dict[str, str], label: str) -> ModelInfo:
@@ -44,6 +46,7 @@ def model_info_from_metadata(metadata: dict[str, str], label: str) -> ModelInfo:
         size=props.get("size", "dynamic"),
         checkpoint_sha256=props.get("checkpoint_sha256", ""),
         version=props.get("version", ""),
+        int8={k.removeprefix(INT8_PREFIX): v for k, v in props.items() if k.startswith(INT8_PREFIX)},
     )
 
 
@@ -74,3 +77,12 @@ def check_interface(inputs: Sequence[Port], outputs: Sequence[Port], info: Model
                 raise DPANetError(
                     f"{label}: {role} {name} has {shape[1]} channel(s), its metadata says {channels[role]}"
                 )
+
+
+def plugins_run_in_float16(metadata: dict[str, str]) -> bool:
+    """Whether a model's ``dpanet.*`` metadata (prefix removed) describes a plugin-flavour graph
+    whose plugin nodes are float16: an fp16 export, or an int8 file for TensorRT (fp16 elsewhere)."""
+    if metadata.get("flavor") != "plugin":
+        return False
+    precision = metadata.get("precision")
+    return precision == "fp16" or (precision == "int8" and metadata.get(f"{INT8_PREFIX}target") == "tensorrt")

@@ -12,6 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from dpanet.errors import DPANetError
+from dpanet.runtime.float16_plugins import for_onnxruntime
 from dpanet.runtime.model_info import (
     INPUT_NAMES,
     OUTPUT_NAME,
@@ -40,7 +41,7 @@ class OnnxRuntimeBackend:
         if threads:
             options.intra_op_num_threads = threads
         unavailable = register_plugin_ops(options)
-        source = model if isinstance(model, bytes) else str(model)
+        source = for_onnxruntime(model)
         try:
             self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types
@@ -79,6 +80,6 @@ def _explain(label: str, message: str, unavailable: str | None) -> str:
             return f"{label}: a plugin-flavour model needs our custom ops, but {unavailable}"
         return (
             f"{label}: ONNX Runtime cannot run its plugin nodes ({first}); float16 plugin models run "
-            "on TensorRT: for ONNX Runtime export --precision fp32 or --flavor portable"
+            "on TensorRT; ONNX Runtime runs them with the onnx package installed (pip install onnx)"
         )
     return f"{label}: ONNX Runtime cannot load the model ({first})"

@@ -18,7 +18,7 @@ from dpanet.errors import DPANetError
 from dpanet.export.exporter import ExportOptions, check_model, export_checkpoint
 from dpanet.export.float16 import to_float16
 from dpanet.export.onnx_ops import DOMAIN, PLUGIN_ATTRIBUTES
-from dpanet.export.ort_parity import float32_plugin_nodes
+from dpanet.runtime.float16_plugins import float32_plugin_nodes
 from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from dpanet.training.checkpoint import load_checkpoint, save_checkpoint
 from dpanet.training.config import DPANetConfig

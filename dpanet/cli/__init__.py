@@ -28,6 +28,7 @@ COMMANDS = [
     "tune_unsharp",
     "prepare_patches",
     "parity",
+    "calibrate",
 ]
 
 

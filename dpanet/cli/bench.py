@@ -26,6 +26,15 @@ def add_parser(subparsers) -> None:
     e.add_argument(
         "--repeats", type=positive_int, default=1, help="timed runs per size and backend (default: 1)"
     )
+    e.add_argument(
+        "--backends",
+        nargs="+",
+        choices=["torch", "portable", "plugin", "portable-fp16", "int8-cpu"],
+        default=["torch", "portable", "plugin", "portable-fp16"],
+        help="rows, the first is the ratios' reference (default: torch portable plugin portable-fp16; "
+        "int8-cpu: the plugin flavour calibrated for --target cpu, docs/int8.md)",
+    )
+    e.add_argument("--threads", type=positive_int, help="threads for every backend (default: all cores)")
     e.set_defaults(run=run_export)
     t = targets.add_parser(
         "train",
@@ -98,7 +107,7 @@ def run_export(args: argparse.Namespace) -> int:
         if checkpoint is None:
             checkpoint = Path(folder) / "dpanet-random.pt"
             save_checkpoint(checkpoint, DPANet(), "BGR", {"note": "random weights for benchmarking"})
-        print(run_export_benchmark(checkpoint, sizes, args.repeats))
+        print(run_export_benchmark(checkpoint, sizes, args.repeats, tuple(args.backends), args.threads))
     return 0
 
 

@@ -1,0 +1,231 @@
+"""Calibration and Q/DQ placement through ONNX Runtime's ``quantize_static`` (docs/int8.md).
+
+ONNX Runtime cannot register custom ops while calibrating, so the ranges are measured once on the
+portable flavour and stored in ONNX Runtime's calibration cache (a JSON file of per-tensor
+ranges). Both flavours come from the same traced program and share every tensor name outside the
+correlation and DCN translations, so ``quantize_static`` then places Q/DQ in either flavour from
+that cache without running it: the plugin flavour gets the same Q/DQ, its plugin nodes untouched.
+
+``quantize_static`` alone gets two things wrong for our layouts, fixed here with plain onnx edits:
+a tensor with a single quantized consumer is fake-quantized for all its consumers (the DCN and
+correlation inputs included), and the residual-Add rule of the TensorRT layout is not one of its
+options.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import onnx
+from onnx import helper
+from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+from dpanet.calib.data import CalibrationPair, PairReader
+from dpanet.calib.layout import LAYOUTS, TargetLayout, producers, protected_tensors
+from dpanet.export.exporter import check_model
+from dpanet.export.float16 import sort_topologically, to_float16
+from dpanet.export.onnx_ops import register_schemas
+from dpanet.runtime.model_info import INT8_PREFIX, METADATA_PREFIX
+
+METHODS = {
+    "minmax": CalibrationMethod.MinMax,
+    "entropy": CalibrationMethod.Entropy,
+    "percentile": CalibrationMethod.Percentile,
+}
+DEFAULT_METHOD = "minmax"  # chosen by measurement (docs/int8.md, "Calibration methods")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Ranges measured on the portable flavour, for one target and method."""
+
+    target: str
+    method: str
+    count: int
+    cache: Path  # ONNX Runtime's calibration cache (JSON)
+    protected: frozenset[str]  # tensors whose float consumers must read them unquantized
+
+    @property
+    def layout(self) -> TargetLayout:
+        return LAYOUTS[self.target]
+
+
+def calibrate(
+    portable: onnx.ModelProto,
+    plugin: onnx.ModelProto,
+    pairs: list[CalibrationPair],
+    target: str,
+    method: str,
+    folder: Path,
+    progress: Callable[[], None] | None = None,
+) -> Calibration:
+    """Run the calibration pairs through ``portable`` and keep the ranges in ``folder``."""
+    cache = folder / f"ranges-{target}-{method}.json"
+    calibration = Calibration(target, method, len(pairs), cache, frozenset(protected_tensors(plugin)))
+    _quantize_static(portable, calibration, PairReader(pairs, progress), excluded=())
+    return calibration
+
+
+def _quantize_static(
+    model: onnx.ModelProto,
+    calibration: Calibration,
+    reader: PairReader | None,
+    excluded: Iterable[str],
+    only: Iterable[str] = (),
+) -> onnx.ModelProto:
+    register_schemas()  # shape inference inside quantize_static must know our plugin ops
+    layout = calibration.layout
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing nag
+    with tempfile.TemporaryDirectory(prefix="dpanet-calib-") as folder:
+        source, output = Path(folder) / "float.onnx", Path(folder) / "quantized.onnx"
+        onnx.save_model(model, source)  # quantize_static would move a ModelProto's weights out of it
+        quantize_static(
+            source,
+            output,
+            reader,
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(layout.op_types),
+            per_channel=True,
+            activation_type=layout.activation_type,
+            weight_type=QuantType.QInt8,
+            nodes_to_quantize=list(only),
+            nodes_to_exclude=list(excluded),
+            calibrate_method=METHODS[calibration.method],
+            extra_options=dict(layout.extra_options),
+            calibration_cache_path=calibration.cache,
+        )
+        return onnx.load(output)
+
+
+def quantized_nodes(
+    model: onnx.ModelProto, layout: TargetLayout, excluded: set[str], only: set[str]
+) -> set[str]:
+    return {
+        n.name
+        for n in model.graph.node
+        if n.op_type in layout.op_types and n.name not in excluded and (not only or n.name in only)
+    }
+
+
+def place_qdq(
+    model: onnx.ModelProto, calibration: Calibration, excluded: set[str], only: set[str] = frozenset()
+) -> onnx.ModelProto:
+    """``model`` (float32, either flavour) with the target's Q/DQ from the calibration's ranges;
+    ``excluded`` nodes stay float, and with ``only`` just those nodes are quantized. Float32
+    throughout (see :func:`finish` for the file)."""
+    layout = calibration.layout
+    quantized = _quantize_static(model, calibration, None, excluded, only)
+    chosen = quantized_nodes(model, layout, excluded, only)
+    restrict = None if layout.float_consumers_everywhere else calibration.protected
+    restore_float_inputs(quantized, chosen, restrict)
+    others = {n.name for n in quantized.graph.node} - set(excluded)
+    restore_float_inputs(quantized, others, None)  # excluded nodes read float inputs in every layout
+    if layout.residual_add_dq:
+        add_residual_dq(quantized, chosen)
+    remove_dead_nodes(quantized)
+    sort_topologically(quantized.graph)
+    return quantized
+
+
+def restore_float_inputs(model: onnx.ModelProto, keep: set[str], tensors: set[str] | None) -> None:
+    """Let every node outside ``keep`` read the float tensor instead of its fake-quantized copy
+    DQ(Q(tensor)) (for ``tensors`` only, if given)."""
+    producer = producers(model)
+    initializers = {t.name for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.name in keep or node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        for index, name in enumerate(node.input):
+            source = _fake_quantized_source(name, producer)
+            if source is not None and source not in initializers and (tensors is None or source in tensors):
+                node.input[index] = source
+
+
+def _fake_quantized_source(name: str, producer: dict[str, onnx.NodeProto]) -> str | None:
+    dq = producer.get(name)
+    if dq is None or dq.op_type != "DequantizeLinear":
+        return None
+    q = producer.get(dq.input[0])
+    if q is None or q.op_type != "QuantizeLinear":
+        return None
+    return q.input[0]
+
+
+def add_residual_dq(model: onnx.ModelProto, quantized: set[str]) -> None:
+    """TensorRT's residual rule: an Add of a quantized Conv's output and a skip tensor that is
+    quantized elsewhere reads the skip through its own DQ (TensorRT then fuses the Add into the
+    Conv with an int8 residual)."""
+    producer = producers(model)
+    quantizers = {}
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear":
+            quantizers.setdefault(node.input[0], node)
+    added = []
+    for node in model.graph.node:
+        if node.op_type != "Add" or len(node.input) != 2:
+            continue
+        from_conv = [producer.get(i) is not None and producer[i].name in quantized for i in node.input]
+        if from_conv.count(True) != 1:
+            continue
+        skip_index = from_conv.index(False)
+        q = quantizers.get(node.input[skip_index])
+        if q is None:
+            continue
+        output = f"{node.input[skip_index]}_DequantizeLinear_residual_{node.name}"
+        added.append(
+            helper.make_node("DequantizeLinear", [q.output[0], *q.input[1:]], [output], name=f"{output}_node")
+        )
+        node.input[skip_index] = output
+    model.graph.node.extend(added)
+
+
+def remove_dead_nodes(model: onnx.ModelProto) -> None:
+    """Drop Q/DQ nodes (and unused initializers) that no longer feed anything."""
+    while True:
+        used = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
+        dead = [
+            n
+            for n in model.graph.node
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear") and not any(o in used for o in n.output)
+        ]
+        if not dead:
+            break
+        for node in dead:
+            model.graph.node.remove(node)
+    used = {i for n in model.graph.node for i in n.input}
+    kept = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(kept)
+
+
+def finish(
+    model: onnx.ModelProto, calibration: Calibration, flavor: str, excluded_layers: list[str]
+) -> onnx.ModelProto:
+    """The file's graph: float16 outside Q/DQ for TensorRT, the int8 metadata, checked."""
+    if calibration.layout.float16:
+        model = to_float16(model, flavor)
+    stamp_int8(model, calibration, excluded_layers)
+    return check_model(model)
+
+
+def stamp_int8(model: onnx.ModelProto, calibration: Calibration, excluded_layers: list[str]) -> None:
+    """``dpanet.precision`` = ``int8`` and ``dpanet.int8.*`` (target, method, count, excluded)."""
+    values = {
+        "precision": "int8",
+        f"{INT8_PREFIX}target": calibration.target,
+        f"{INT8_PREFIX}method": calibration.method,
+        f"{INT8_PREFIX}count": str(calibration.count),
+        f"{INT8_PREFIX}excluded": json.dumps(excluded_layers),
+    }
+    kept = [p for p in model.metadata_props if p.key.removeprefix(METADATA_PREFIX) not in values]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in values.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = f"{METADATA_PREFIX}{key}", value
+    model.doc_string += f" INT8 ({calibration.target} layout, {calibration.method} calibration)."

@@ -1,0 +1,99 @@
+"""dpanet calibrate: a checkpoint to an INT8 (Q/DQ) ONNX model for TensorRT or the CPU."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from dpanet.cli.options import check_multiple, parse_size
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "calibrate",
+        help="INT8 ONNX (Q/DQ) for TensorRT or ONNX Runtime's CPU, with a sensitivity report",
+        description="Calibrate a checkpoint on dual-pixel pairs and write an INT8 ONNX model with "
+        "QuantizeLinear/DequantizeLinear pairs (docs/int8.md). --target tensorrt: the layout TensorRT "
+        "fuses (symmetric int8, float16 elsewhere; TensorRT 11 builds it as typed, 10.x with --int8 "
+        "--fp16). --target cpu: the U8S8 layout ONNX Runtime's CPU kernels run fast. Correlation, DCN, "
+        "their offset/mask branches and the output stay in high precision.",
+    )
+    p.add_argument("--checkpoint", type=Path, help="our checkpoint (default: the bundled demo model)")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        help="calibration pairs: a DPDD-layout folder (as dpanet synth writes) or NAME_L/NAME_R files",
+    )
+    p.add_argument("-o", "--output", required=True, type=Path, help="the .onnx file to write")
+    p.add_argument("--target", choices=["tensorrt", "cpu"], default="tensorrt", help="default: tensorrt")
+    p.add_argument("--flavor", choices=["plugin", "portable"], default="plugin", help="default: plugin")
+    p.add_argument(
+        "--method",
+        choices=["minmax", "entropy", "percentile"],
+        default=None,
+        help="ONNX Runtime calibration method (default: minmax, see docs/int8.md)",
+    )
+    p.add_argument(
+        "--count", type=int, default=16, help="calibration pairs, first in name order (default: 16)"
+    )
+    p.add_argument(
+        "--size", type=parse_size, default=(256, 256), metavar="HxW", help="centre crop (default: 256x256)"
+    )
+    p.add_argument(
+        "--exclude",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="layers kept in high precision: a layer (head.2), a prefix (encoder.0) or a node name",
+    )
+    p.add_argument(
+        "--max-loss",
+        type=float,
+        metavar="DB",
+        help="exclude the most sensitive layers until the task PSNR loss on the calibration pairs is "
+        "at most DB (needs sharp images)",
+    )
+    p.add_argument(
+        "--report", type=Path, metavar="FILE", help="write the sensitivity report as FILE.md and FILE.json"
+    )
+    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: all cores)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from dpanet.calib.pipeline import CalibrateOptions, calibrate_checkpoint
+    from dpanet.calib.quantize import DEFAULT_METHOD
+    from dpanet.training.checkpoint import default_checkpoint_path
+
+    options = CalibrateOptions(
+        target=args.target,
+        flavor=args.flavor,
+        method=args.method or DEFAULT_METHOD,
+        count=args.count,
+        size=check_multiple("--size", args.size),
+        exclude=args.exclude,
+        max_loss=args.max_loss,
+        report=args.report,
+        threads=args.threads,
+    )
+
+    def bar(total: int, description: str):
+        return tqdm(
+            total=total, desc=description, unit="pair" if "calib" in description else "block", leave=False
+        )
+
+    report = calibrate_checkpoint(
+        args.checkpoint or default_checkpoint_path(), args.data, args.output, options, bar=bar
+    )
+    w = report.whole
+    task = "" if w.task_loss is None else f", task PSNR loss {w.task_loss:.3f} dB"
+    print(
+        f"wrote {args.output} ({options.target} target, {options.flavor} flavour, {options.method}): "
+        f"PSNR vs float32 {w.vs_float32:.2f} dB on the calibration pairs{task}"
+    )
+    if args.report:
+        print(f"wrote {args.report.with_suffix('.md')} and {args.report.with_suffix('.json')}")
+    return 0
