@@ -27,12 +27,14 @@ from dpanet.calib.sensitivity import (
 from dpanet.cli import main
 from dpanet.export.exporter import ExportOptions, export_model
 from dpanet.export.onnx_ops import DOMAIN, PLUGIN_ATTRIBUTES
+from dpanet.export.tensorrt_support import parser_problems
 from dpanet.runtime.float16_plugins import for_onnxruntime
 from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from dpanet.runtime.ort_plugin_ops import register_plugin_ops
 from dpanet.training.checkpoint import default_checkpoint_path, load_checkpoint, save_checkpoint
 from dpanet.training.config import DPANetConfig
 
+from conftest import SHARED
 from fake_data import make_dpdd, random_image
 from lively import lively_model
 
@@ -120,6 +122,17 @@ def test_tensorrt_layout(demo_graphs, calibrations, flavor):
     assert len(residual) >= 8  # every ResidualBlock's skip
     floats = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT]
     assert all(math.prod(t.dims) <= 4 for t in floats), "float32 left in a float16 graph"
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+def test_tensorrt_int8_graphs_pass_the_onnx_parser_matrix(demo_graphs, calibrations, flavor):
+    """The Q/DQ files for TensorRT, checked node by node as test_tensorrt_support checks exports."""
+    matrix = SHARED / "third_party" / "tensorrt" / "onnx-parser-operators-10.1.md"
+    if not matrix.is_file():
+        pytest.skip(f"needs the ONNX parser's operator matrix at {matrix} (set DPANET_SHARED)")
+    model = _int8_graph(demo_graphs, calibrations, "tensorrt", flavor)  # every block int8
+    assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)
+    assert parser_problems(model, matrix) == []
 
 
 def test_plugin_flavour_carries_the_portable_qdq(demo_graphs, calibrations):
