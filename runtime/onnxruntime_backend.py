@@ -38,6 +38,7 @@ class OnnxRuntimeBackend:
         if threads is not None and threads < 1:
             raise DPANetError(f"--threads {threads}: must be at least 1")
         options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only: graph-optimiser warnings are not the user's problem
         if threads:
             options.intra_op_num_threads = threads
         unavailable = register_plugin_ops(options)

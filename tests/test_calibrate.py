@@ -267,6 +267,23 @@ def test_cli_file_metadata_and_deblur(small, cli_int8, tmp_path):
     assert out.is_file()
 
 
+def test_parity_judges_int8_files_by_their_precision(demo_graphs, calibrations, synthetic, tmp_path):
+    """dpanet parity (docs/runtime.md) on calibrated files, at the int8 row of its tolerances: the
+    demo model's recipe file passes; every block of it int8 (about 1 dB of task loss) does not."""
+    layers = conv_layers(demo_graphs["plugin"])
+    recipe = resolve_exclusions(list(DEMO_EXCLUDE), layers)
+    results = {}
+    for name, excluded in (("recipe", recipe), ("every-block", frozenset())):
+        path = tmp_path / f"{name}.onnx"
+        onnx.save(_int8_graph(demo_graphs, calibrations, "tensorrt", "plugin", excluded), path)
+        report = tmp_path / f"{name}.md"
+        args = ["parity", "--checkpoint", str(default_checkpoint_path()), "--model", str(path)]
+        results[name] = main([*args, "--pairs", str(synthetic / "test"), "--report", str(report)])
+        candidates = json.loads(report.with_suffix(".json").read_text())["candidates"]
+        assert [c["precision"] for c in candidates] == ["int8"]
+    assert results == {"recipe": 0, "every-block": 1}
+
+
 def test_report_files(tmp_path):
     whole = Fidelity(40.0, 30.0, 30.1)
     layers = [LayerSensitivity("head.2", ("node_conv2d_9",), Fidelity(35.0, 29.9, 30.1))]
