@@ -160,25 +160,22 @@ def test_build_engine_without_tensorrt_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "m.plan").exists() and not (tmp_path / "m.plan.json").exists()
 
 
+def _deblur_args(folder):
+    """`dpanet deblur` on a grey 24 x 16 pair written into ``folder``, output o.png beside it."""
+    for name in ("l.png", "r.png"):
+        cv2.imwrite(str(folder / name), np.full((16, 24, 3), 128, np.uint8))
+    return ["deblur", "-l", str(folder / "l.png"), "-r", str(folder / "r.png"), "-o", str(folder / "o.png")]
+
+
 @pytest.mark.skipif(
     HAS_TENSORRT, reason="the tensorrt package is installed: this checks the message without it"
 )
 def test_deblur_engine_without_tensorrt_is_one_line(tmp_path, capsys):
-    for name in ("l.png", "r.png"):
-        cv2.imwrite(str(tmp_path / name), np.full((16, 24, 3), 128, np.uint8))
     (tmp_path / "m.plan").write_bytes(b"plan")
     metadata = {"flavor": "plugin", "config": "{}", "channel_order": "BGR", "precision": "fp16"}
     sidecar = _sidecar(metadata={f"dpanet.{k}": v for k, v in metadata.items()})
     (tmp_path / "m.plan.json").write_text(sidecar.to_json())
-    args = [
-        "deblur",
-        "-l",
-        str(tmp_path / "l.png"),
-        "-r",
-        str(tmp_path / "r.png"),
-        "-o",
-        str(tmp_path / "o.png"),
-    ]
+    args = _deblur_args(tmp_path)
     assert main([*args, "--engine", str(tmp_path / "m.plan")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "error: TensorRT is needed" in err[0]
@@ -201,17 +198,7 @@ def test_sidecar_path_is_beside_the_engine(tmp_path):
     ],
 )
 def test_deblur_refuses_options_the_engine_does_not_take(tmp_path, capsys, extra, message):
-    for name in ("l.png", "r.png"):
-        cv2.imwrite(str(tmp_path / name), np.full((16, 24, 3), 128, np.uint8))
-    args = [
-        "deblur",
-        "-l",
-        str(tmp_path / "l.png"),
-        "-r",
-        str(tmp_path / "r.png"),
-        "-o",
-        str(tmp_path / "o.png"),
-    ]
+    args = _deblur_args(tmp_path)
     assert main([*args, "--engine", str(tmp_path / "m.plan"), *extra]) == 1
     assert message in capsys.readouterr().err
     assert main([*args, "--plugins", str(tmp_path / "lib.so")]) == 1
