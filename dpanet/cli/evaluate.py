@@ -123,10 +123,8 @@ def _backends(args: argparse.Namespace) -> list[tuple[str, object, str]]:
         backend = OnnxRuntimeBackend(args.model, args.threads)
         models.append((f"model (ONNX Runtime, {backend.info.precision})", backend, backend.channel_order))
     if args.engine is not None:
-        try:
-            from dpanet.runtime.tensorrt_backend import TensorRTBackend
-        except ImportError as exc:
-            raise DPANetError(f"--engine {args.engine}: no TensorRT backend here ({exc})") from None
+        from dpanet.runtime.tensorrt_backend import TensorRTBackend
+
         backend = TensorRTBackend(args.engine)
         models.append(("model (TensorRT)", backend, backend.channel_order))
     return models

@@ -105,23 +105,30 @@ def _candidates(args: argparse.Namespace):
     for path in args.engine:
         if not path.is_file():
             raise DPANetError(f"{path}: no such file")
-        try:
-            from dpanet.runtime.tensorrt_backend import TensorRTBackend
-        except ImportError as exc:
-            candidates.append(Candidate(str(path), None, "-", "", "", f"no TensorRT backend here ({exc})"))
+        unavailable = _tensorrt_unavailable()
+        if unavailable:
+            candidates.append(Candidate(str(path), None, "-", "", "", unavailable))
             continue
+        from dpanet.runtime.tensorrt_backend import TensorRTBackend
+
         backend = TensorRTBackend(path)
-        info = getattr(backend, "info", None)
+        info = backend.info
         candidates.append(
-            Candidate(
-                str(path),
-                backend,
-                getattr(info, "precision", "fp16"),
-                backend.channel_order,
-                getattr(info, "checkpoint_sha256", ""),
-            )
+            Candidate(str(path), backend, info.precision, info.channel_order, info.checkpoint_sha256)
         )
     return candidates
+
+
+def _tensorrt_unavailable() -> str:
+    """Why TensorRT engines cannot run here (the install hint), or '' when they can."""
+    from dpanet.runtime.tensorrt_engine import import_pycuda, import_tensorrt
+
+    try:
+        import_tensorrt()
+        import_pycuda()
+    except DPANetError as exc:
+        return str(exc)
+    return ""
 
 
 def run(args: argparse.Namespace) -> int:
