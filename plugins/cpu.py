@@ -161,7 +161,8 @@ def deform_conv_workspace_bytes(
     dilation: int | Sequence[int] = 1,
     threads: int = 0,
 ) -> int:
-    """Bytes the CPU DCN allocates for itself at these shapes (0 if they are invalid)."""
+    """Bytes of workspace the CPU DCN uses at these shapes (0 if they are invalid); up to 64 MiB of it
+    stays with the calling thread for its next call (docs/plugins.md)."""
     lib = _lib()
     return lib.dpanet_deform_conv_cpu_workspace_size(
         shape_array(x_shape), shape_array(weight_shape), attrs_array(stride, padding, dilation), int(threads)

@@ -69,6 +69,36 @@ def test_zero_offsets_and_unit_mask_equal_a_convolution():
     np.testing.assert_allclose(out, expected.numpy(), atol=F32_TOL, rtol=0)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_deform_conv_over_many_chunks_matches_pytorch(threads):
+    """300 channels (not a multiple of the vector width) over 61 x 67 pixels: tap blocks of at most
+    1 MiB make several rounds of chunks, the last one shorter; every thread count gives the op's result."""
+    args = dcn_case(2, 300, 61, 67, 5, 3, (1, 1), (1, 1), (1, 1), 3.0, seed=5)
+    out = cpu.modulated_deform_conv2d(*args, 1, 1, 1, threads=threads)
+    expected = modulated_deform_conv2d(*(torch.from_numpy(a) for a in args), 1, 1, 1).numpy()
+    np.testing.assert_allclose(out, expected, atol=F32_TOL, rtol=0)
+
+
+def test_deform_conv_reuses_its_kept_workspace_between_shapes():
+    """The calling thread's kept workspace is reused by a smaller call and grown by a larger one."""
+    large = dcn_case(1, 24, 23, 19, 6, 3, (1, 1), (1, 1), (1, 1), 2.0, seed=8)
+    small = dcn_case(1, 7, 9, 5, 4, 3, (1, 1), (1, 1), (1, 1), 2.0, seed=9)
+    results = [cpu.modulated_deform_conv2d(*case, 1, 1, 1) for case in (small, large, small, large)]
+    for case, out in zip((small, large), results[:2], strict=True):
+        expected = modulated_deform_conv2d(*(torch.from_numpy(a) for a in case), 1, 1, 1).numpy()
+        np.testing.assert_allclose(out, expected, atol=F32_TOL, rtol=0)
+    np.testing.assert_array_equal(results[0], results[2])
+    np.testing.assert_array_equal(results[1], results[3])
+
+
+def test_deform_conv_without_input_channels_is_the_bias():
+    x = np.zeros((1, 0, 5, 6), np.float32)
+    offset, mask = np.ones((1, 18, 5, 6), np.float32), np.ones((1, 9, 5, 6), np.float32)
+    bias = np.array([1.0, -2.0, 3.5], np.float32)
+    out = cpu.modulated_deform_conv2d(x, offset, mask, np.zeros((3, 0, 3, 3), np.float32), bias, 1, 1, 1)
+    np.testing.assert_array_equal(out, np.broadcast_to(bias[None, :, None, None], (1, 3, 5, 6)))
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -114,9 +144,9 @@ def test_workspace_is_reported_and_bounded():
     small = cpu.deform_conv_workspace_bytes((1, 64, 32, 32), (64, 64, 3, 3), threads=2)
     large = cpu.deform_conv_workspace_bytes((1, 64, 256, 256), (64, 64, 3, 3), threads=2)
     image, weight = 64 * 256 * 256 * 4, 64 * 64 * 9 * 4
-    # the channels-last copy of the image, the reordered weight and, per thread, one column chunk of at
-    # most 16 MiB (OpenBLAS's own buffers are not counted)
-    assert image + weight < large <= image + weight + 2 * 16 * 2**20
+    # the channels-last copy of the image, the reordered weight and, per thread, one tap's column block
+    # of at most 1 MiB (OpenBLAS's own buffers are not counted)
+    assert image + weight < large <= image + weight + 2 * 2**20
     assert 0 < small < large
     assert cpu.deform_conv_workspace_bytes((1, 3, 5, 5), (2, 4, 3, 3)) == 0  # invalid shapes
 

@@ -42,7 +42,8 @@ DPANET_API int dpanet_deform_conv_cpu(const float* x, const int64_t x_shape[4], 
  * unknown plugin. Lets the exporter's tests check ONNX attributes against the plugins. */
 DPANET_API const char* dpanet_plugin_field_name(const char* plugin, int32_t index);
 
-/* Bytes dpanet_deform_conv_cpu allocates for itself at these shapes (0 if they are invalid). */
+/* Bytes of workspace dpanet_deform_conv_cpu uses at these shapes (0 if they are invalid). Up to
+ * 64 MiB is kept by the calling thread for its next call; a larger workspace is freed on return. */
 DPANET_API size_t dpanet_deform_conv_cpu_workspace_size(const int64_t x_shape[4], const int64_t weight_shape[4],
                                                         const int32_t attrs[6], int32_t num_threads);
 
