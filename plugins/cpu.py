@@ -1,7 +1,7 @@
 """The C++ CPU kernels from Python: float32 NCHW numpy arrays in, new arrays out (torch-free).
 
 Semantics: docs/ops.md. Shapes and attributes are validated by the library itself; a mismatch
-raises ``ValueError`` with its message.
+raises ``ValueError`` with its message, a workspace the library cannot allocate ``MemoryError``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 from dpanet.plugins._library import library_path
 
 ERROR_SIZE = 1024
+OUT_OF_MEMORY = 3  # DPANET_OUT_OF_MEMORY of include/dpanet/api.h
 _SHAPE = ctypes.c_int64 * 4
 _ATTRS = ctypes.c_int32 * 6
 _FLOATS = ctypes.POINTER(ctypes.c_float)
@@ -57,7 +58,10 @@ def _lib() -> ctypes.CDLL:
 
 def _call(fn, *args) -> None:
     error = ctypes.create_string_buffer(ERROR_SIZE)
-    if fn(*args, error, ERROR_SIZE) != 0:
+    status = fn(*args, error, ERROR_SIZE)
+    if status == OUT_OF_MEMORY:
+        raise MemoryError(error.value.decode())
+    if status != 0:
         raise ValueError(error.value.decode())
 
 

@@ -396,6 +396,21 @@ def test_deblur_interrupted_leaves_nothing(tmp_path, checkpoint, capfd, monkeypa
     no_leftovers(tmp_path, "l.png", "r.png")
 
 
+def test_deblur_out_of_memory_is_one_line_with_the_tile_hint(tmp_path, checkpoint, capfd, monkeypatch):
+    from dpanet.training.inference import TorchBackend
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError("modulated_deform_conv2d: out of memory for its workspace of 9000 MiB")
+
+    monkeypatch.setattr(TorchBackend, "__call__", no_memory)
+    left, right = _png_pair(tmp_path)
+    out = tmp_path / "o.png"
+    code, lines = run(capfd, "deblur", "-l", left, "-r", right, "-o", out, "--checkpoint", checkpoint)
+    assert_one_line(code, lines, "out of memory: modulated_deform_conv2d: out of memory for its workspace", 1)
+    assert "--tile HxW" in lines[0]
+    no_leftovers(tmp_path, "l.png", "r.png")
+
+
 # --- messages that mislead --------------------------------------------------------------------------
 
 

@@ -151,6 +151,23 @@ def test_workspace_is_reported_and_bounded():
     assert cpu.deform_conv_workspace_bytes((1, 3, 5, 5), (2, 4, 3, 3)) == 0  # invalid shapes
 
 
+def test_deform_conv_that_cannot_allocate_its_workspace_raises_memory_error():
+    """Shapes whose channels-last copy would be 1 PiB (more than any address space): the library
+    reports it as MemoryError with the size, and leaves the output untouched."""
+    big = 1 << 21
+    tiny = np.zeros(16, np.float32)
+    out = np.full(16, 7.0, np.float32)
+    ptr = cpu._ptr
+    shapes = [(1, 64, big, big), (1, 18, big, big), (1, 9, big, big), (4, 64, 3, 3)]
+    tensors = [v for shape in shapes for v in (ptr(tiny), cpu.shape_array(shape))]
+    lib = cpu._lib()
+    with pytest.raises(
+        MemoryError, match=r"modulated_deform_conv2d: out of memory for its workspace of \d+ MiB"
+    ):
+        cpu._call(lib.dpanet_deform_conv_cpu, *tensors, ptr(tiny), 4, cpu.attrs_array(1, 1, 1), ptr(out), 2)
+    assert (out == 7.0).all()
+
+
 def test_cpu_wrapper_imports_and_runs_without_torch():
     code = (
         "import sys; sys.modules['torch'] = None\n"

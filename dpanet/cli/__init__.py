@@ -40,6 +40,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+# What bounds a command's memory, said after an out-of-memory error.
+MEMORY_HINTS = {"deblur": " (--tile HxW bounds the memory a large image needs: docs/runtime.md)"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="dpanet", description="Dual-pixel defocus deblurring (DPANet).")
     parser.add_argument("--version", action="version", version=f"dpanet {__version__}")
@@ -60,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dpanet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except MemoryError as exc:
+        detail = f": {exc}" if str(exc) else ""
+        hint = MEMORY_HINTS.get(args.command, "")
+        print(f"dpanet {args.command}: error: out of memory{detail}{hint}", file=sys.stderr)
+        return 1
     except Exception as exc:
         if not _caused_by_interrupt(exc):
             raise

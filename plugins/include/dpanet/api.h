@@ -11,5 +11,6 @@
 /* Return codes: 0 is success. */
 #define DPANET_INVALID_ARGUMENT 1 /* bad shapes, attributes or pointers */
 #define DPANET_CUDA_ERROR 2       /* a CUDA launch or cuBLAS call failed */
+#define DPANET_OUT_OF_MEMORY 3    /* a CPU kernel could not allocate its workspace */
 
 #endif /* DPANET_API_H */

@@ -5,7 +5,9 @@
  * (bias may then be NULL). num_threads <= 0 uses the OpenMP default.
  *
  * Every function returns 0 on success; otherwise it writes a NUL-terminated message naming the
- * problem into `error` (at most error_size bytes) and returns DPANET_INVALID_ARGUMENT.
+ * problem into `error` (at most error_size bytes) and returns DPANET_INVALID_ARGUMENT, or
+ * DPANET_OUT_OF_MEMORY when a kernel cannot allocate its workspace (nothing is written to `out`
+ * then).
  */
 #ifndef DPANET_CPU_OPS_H
 #define DPANET_CPU_OPS_H

@@ -1,5 +1,6 @@
 // The C ABI of include/dpanet/cpu_ops.h: validate with op_rules, then call the kernels.
 #include <cstring>
+#include <new>
 #include <string>
 
 #include "../common/error_buffer.h"
@@ -27,6 +28,18 @@ int report(std::string const& message, char* error, size_t error_size) {
     return dpanet::write_error(message, error, error_size, DPANET_INVALID_ARGUMENT);
 }
 
+// Runs a kernel, turning a failed workspace allocation into DPANET_OUT_OF_MEMORY with `what` (the
+// kernels allocate before they write anything, so the output is untouched then).
+template <class Kernel>
+int run(Kernel kernel, std::string const& what, char* error, size_t error_size) {
+    try {
+        kernel();
+        return 0;
+    } catch (std::bad_alloc const&) {
+        return dpanet::write_error(what, error, error_size, DPANET_OUT_OF_MEMORY);
+    }
+}
+
 }  // namespace
 
 extern "C" {
@@ -51,9 +64,9 @@ int dpanet_correlation_cpu(const float* first, const int64_t first_shape[4], con
     if (first == nullptr || second == nullptr || out == nullptr) {
         return report("correlation: a tensor pointer is NULL", error, error_size);
     }
-    dpanet::cpu::correlation(first, second, dims(first_shape), max_displacement, out,
-                             dpanet::cpu::resolve_threads(num_threads));
-    return 0;
+    const int threads = dpanet::cpu::resolve_threads(num_threads);
+    return run([&] { dpanet::cpu::correlation(first, second, dims(first_shape), max_displacement, out, threads); },
+               "correlation: out of memory for its scratch rows", error, error_size);
 }
 
 int dpanet_deform_conv_output_shape(const int64_t x_shape[4], const int64_t offset_shape[4],
@@ -77,9 +90,16 @@ int dpanet_deform_conv_cpu(const float* x, const int64_t x_shape[4], const float
     auto err = dpanet::deform_conv_output_shape(shapes, a, out_shape);
     if (err.empty()) err = dpanet::check_deform_conv_pointers(x, offset, mask, weight, bias, bias_size, out);
     if (!err.empty()) return report(err, error, error_size);
-    dpanet::cpu::deform_conv(x, offset, mask, weight, bias_size >= 0 ? bias : nullptr, shapes, a, out_shape, out,
-                             dpanet::cpu::resolve_threads(num_threads));
-    return 0;
+    const int threads = dpanet::cpu::resolve_threads(num_threads);
+    return run(
+        [&] {
+            dpanet::cpu::deform_conv(x, offset, mask, weight, bias_size >= 0 ? bias : nullptr, shapes, a, out_shape,
+                                     out, threads);
+        },
+        "modulated_deform_conv2d: out of memory for its workspace of " +
+            std::to_string(dpanet::cpu::deform_conv_workspace_bytes(shapes.x, shapes.weight, out_shape, threads) >> 20) +
+            " MiB (docs/plugins.md)",
+        error, error_size);
 }
 
 const char* dpanet_plugin_field_name(const char* plugin, int32_t index) {
