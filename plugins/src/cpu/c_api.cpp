@@ -28,15 +28,15 @@ int report(std::string const& message, char* error, size_t error_size) {
     return dpanet::write_error(message, error, error_size, DPANET_INVALID_ARGUMENT);
 }
 
-// Runs a kernel, turning a failed workspace allocation into DPANET_OUT_OF_MEMORY with `what` (the
-// kernels allocate before they write anything, so the output is untouched then).
-template <class Kernel>
-int run(Kernel kernel, std::string const& what, char* error, size_t error_size) {
+// Runs a kernel, turning a failed workspace allocation into DPANET_OUT_OF_MEMORY with the message
+// `describe()` (the kernels allocate before they write anything, so the output is untouched then).
+template <class Kernel, class Describe>
+int run(Kernel kernel, Describe describe, char* error, size_t error_size) {
     try {
         kernel();
         return 0;
     } catch (std::bad_alloc const&) {
-        return dpanet::write_error(what, error, error_size, DPANET_OUT_OF_MEMORY);
+        return dpanet::write_error(describe(), error, error_size, DPANET_OUT_OF_MEMORY);
     }
 }
 
@@ -66,7 +66,7 @@ int dpanet_correlation_cpu(const float* first, const int64_t first_shape[4], con
     }
     const int threads = dpanet::cpu::resolve_threads(num_threads);
     return run([&] { dpanet::cpu::correlation(first, second, dims(first_shape), max_displacement, out, threads); },
-               "correlation: out of memory for its scratch rows", error, error_size);
+               [] { return std::string("correlation: out of memory for its scratch rows"); }, error, error_size);
 }
 
 int dpanet_deform_conv_output_shape(const int64_t x_shape[4], const int64_t offset_shape[4],
@@ -96,9 +96,11 @@ int dpanet_deform_conv_cpu(const float* x, const int64_t x_shape[4], const float
             dpanet::cpu::deform_conv(x, offset, mask, weight, bias_size >= 0 ? bias : nullptr, shapes, a, out_shape,
                                      out, threads);
         },
-        "modulated_deform_conv2d: out of memory for its workspace of " +
-            std::to_string(dpanet::cpu::deform_conv_workspace_bytes(shapes.x, shapes.weight, out_shape, threads) >> 20) +
-            " MiB (docs/plugins.md)",
+        [&] {
+            const auto bytes = dpanet::cpu::deform_conv_workspace_bytes(shapes.x, shapes.weight, out_shape, threads);
+            return "modulated_deform_conv2d: out of memory for its workspace of " + std::to_string(bytes >> 20) +
+                   " MiB (docs/plugins.md)";
+        },
         error, error_size);
 }
 
