@@ -79,6 +79,7 @@ public:
                     return 1;
                 }
             }
+            nb_inputs_ = nbInputs;
             return 0;
         } catch (std::exception const& e) {
             fail(e.what());
@@ -144,6 +145,10 @@ public:
     int32_t enqueue(nvinfer1::PluginTensorDesc const* inputDesc, nvinfer1::PluginTensorDesc const*,
                     void const* const* inputs, void* const* outputs, void* workspace,
                     cudaStream_t stream) noexcept override {
+        if (nb_inputs_ == 0) {
+            fail("enqueue before configurePlugin or onShapeChange: the number of inputs is not known");
+            return 1;
+        }
         try {
             const std::string error =
                 Op::enqueue(attrs_, inputDesc, nb_inputs_, inputs, outputs[0], workspace, stream);
@@ -174,7 +179,10 @@ private:
 
     Attrs attrs_;
     FieldStorage<Attrs, Op::kFields.size()> fields_;
-    int32_t nb_inputs_ = Op::kMaxInputs;
+    // The number of inputs (the DCN's bias is optional), which enqueue is not told: unknown (0) when
+    // created, since the fields carry only the node's attributes; recorded by configurePlugin at build
+    // time and onShapeChange at run time (TensorRT calls one of them before any enqueue), kept by clone.
+    int32_t nb_inputs_ = 0;
 };
 
 template <class Op>

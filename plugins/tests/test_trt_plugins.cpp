@@ -1,10 +1,11 @@
 // The TensorRT adapters without TensorRT: the plugin library is linked here without libnvinfer,
-// creators and plugins are driven the way the builder and the ONNX parser drive them, and log
-// messages are captured. Nothing of TensorRT is imitated: getOutputShapes needs TensorRT's own
-// IExprBuilder, so its rule (conv_output_extent) is tested on integers in test_op_rules.cpp and
-// the adapter itself in tests/test_plugins_tensorrt.py, where TensorRT exists.
+// creators and plugins are called directly and log messages are captured: field validation, the
+// capability interfaces, serialisation, shape checks at build time and the refusal of another major
+// version. test_trt_harness.cpp drives the full sequence of TensorRT's ONNX parser and builder,
+// getOutputShapes included.
 #include <NvInferRuntime.h>
 
+#include <array>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -13,9 +14,7 @@
 #include "check.h"
 #include "dpanet/api.h"
 #include "dpanet/op_rules.h"
-
-extern "C" void setLoggerFinder(nvinfer1::ILoggerFinder* finder);
-extern "C" nvinfer1::IPluginCreatorInterface* const* getCreators(int32_t& nbCreators);
+#include "trt_test_support.h"
 
 namespace {
 int32_t running_version = NV_TENSORRT_VERSION;
@@ -26,41 +25,13 @@ int32_t running_version = NV_TENSORRT_VERSION;
 extern "C" DPANET_API int32_t getInferLibVersion() noexcept { return running_version; }
 
 using namespace nvinfer1;
-using dpanet::test::contains;
+using dpanet::test::CapturingLogger;
+using dpanet::test::creator;
+using dpanet::test::desc;
+using dpanet::test::dims;
+using dpanet::test::Finder;
 
 namespace {
-
-class CapturingLogger : public ILogger {
-public:
-    void log(Severity severity, AsciiChar const* msg) noexcept override {
-        messages.push_back({severity, msg});
-    }
-    bool has(Severity severity, std::string const& part) const {
-        for (auto const& m : messages)
-            if (m.first == severity && contains(m.second, part)) return true;
-        return false;
-    }
-    std::vector<std::pair<Severity, std::string>> messages;
-};
-
-class Finder : public ILoggerFinder {
-public:
-    explicit Finder(ILogger* logger) : logger_(logger) {}
-    ILogger* findLogger() override { return logger_; }
-
-private:
-    ILogger* logger_;
-};
-
-IPluginCreatorV3One* creator(char const* name) {
-    int32_t count = 0;
-    IPluginCreatorInterface* const* creators = getCreators(count);
-    for (int32_t i = 0; i < count; ++i) {
-        auto* c = static_cast<IPluginCreatorV3One*>(creators[i]);
-        if (std::strcmp(c->getPluginName(), name) == 0) return c;
-    }
-    return nullptr;
-}
 
 struct Fields {
     std::vector<std::vector<int32_t>> values;
@@ -126,13 +97,6 @@ void invalid_fields_are_refused_with_a_logged_error(CapturingLogger& logger) {
     CHECK(logger.has(ILogger::Severity::kWARNING, "ignoring unknown field groups"));
 }
 
-DynamicPluginTensorDesc desc(DataType type, TensorFormat format = TensorFormat::kLINEAR) {
-    DynamicPluginTensorDesc d{};
-    d.desc.type = type;
-    d.desc.format = format;
-    return d;
-}
-
 void plugin_capabilities_and_formats() {
     Fields f;
     f.geometry({1, 1, 1, 1, 1, 1});
@@ -192,13 +156,6 @@ void serialisation_recreates_the_plugin() {
     CHECK(copy != nullptr && copy->getCapabilityInterface(PluginCapabilityType::kBUILD) != nullptr);
     std::unique_ptr<IPluginV3> attached(runtime->attachToContext(nullptr));
     CHECK(attached != nullptr);
-}
-
-Dims dims(std::vector<int64_t> const& d) {
-    Dims out{};
-    out.nbDims = static_cast<int32_t>(d.size());
-    for (std::size_t i = 0; i < d.size(); ++i) out.d[i] = d[i];
-    return out;
 }
 
 // Inputs as configurePlugin sees them: a profile from `smallest` to `largest` shapes.

@@ -152,6 +152,7 @@ template <class Attrs, std::size_t N>
 std::string parse_table(char const* plugin, std::array<Field<Attrs>, N> const& table, FieldView const* fields,
                         int32_t count, Attrs& attrs, std::vector<std::string>& ignored) {
     Attrs parsed;
+    std::array<bool, N> given{};
     for (int32_t i = 0; i < count; ++i) {
         FieldView const& f = fields[i];
         std::size_t k = 0;
@@ -162,9 +163,10 @@ std::string parse_table(char const* plugin, std::array<Field<Attrs>, N> const& t
         }
         auto err = read_int32(f, table[k].value(parsed));
         if (!err.empty()) return std::string(plugin) + ": " + err;
+        given[k] = true;
     }
-    if constexpr (std::is_same_v<Attrs, CorrelationAttrs>) {
-        if (parsed.max_displacement == -1) return std::string(plugin) + ": field max_displacement is required";
+    if constexpr (std::is_same_v<Attrs, CorrelationAttrs>) {  // a given -1 is out of range, not missing
+        if (!given[0]) return std::string(plugin) + ": field max_displacement is required";
     }
     auto err = check_attrs(parsed);
     if (!err.empty()) return std::string(plugin) + ": " + err;
