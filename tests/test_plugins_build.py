@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import re
 import shutil
 import subprocess
 import sys
@@ -76,6 +77,19 @@ def test_plugin_library_is_built_and_tested_per_tensorrt_major(ctest_build, majo
     assert (ctest_build / f"libdpanet_trt{major}_plugins.so").is_file()
     out = _run(["ctest", "--output-on-failure", "-R", f"trt{major}_plugins"], cwd=ctest_build)
     assert "1/1 Test #" in out and "Passed" in out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("major", sorted(TENSORRT_HEADERS))
+def test_plugins_follow_tensorrts_call_sequence_per_major(ctest_build, major):
+    """Both plugins through the ONNX parser's, builder's and runtime's calls with that major's
+    headers, without libnvinfer (plugins/tests/test_trt_harness.cpp); it prints its case counts."""
+    _headers_or_skip(major)
+    out = _run(["ctest", "--output-on-failure", "-V", "-R", f"trt{major}_harness"], cwd=ctest_build)
+    assert "1/1 Test #" in out and "Passed" in out
+    for plugin in ("DPANetCorrelation", "DPANetModulatedDeformConv2d"):
+        counts = re.search(rf"{plugin}, TensorRT {major}\.\d+\.\d+ headers: (\d+) call sequences", out)
+        assert counts and int(counts.group(1)) > 0, out
 
 
 @pytest.mark.slow
