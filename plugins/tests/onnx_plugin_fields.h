@@ -3,7 +3,7 @@
 //
 // Source read (not copied): onnx/onnx-tensorrt, onnxOpImporters.cpp, loadFields(), called by
 // addPluginWithCreator() for an op_type the parser does not know (FallbackPluginImporter), at tag
-// 10.1-GA (96e7811) and at the later 10.x commit 0137504e; both identical in what matters here:
+// 10.1-GA (96e7811) and at commit 0137504e (version 10.6.0); both identical in what matters here:
 //   - only the fields the creator declares in getFieldNames() are looked up, in that order; an
 //     attribute the creator does not declare (plugin_version, plugin_namespace, any other) is not
 //     passed; a declared field the node lacks is skipped with a warning (the creator's default);
@@ -12,9 +12,9 @@
 //   - FLOAT  -> kFLOAT32, length 1;  FLOATS -> kFLOAT32, length n;
 //   - STRING -> kCHAR, the bytes and a terminating NUL, length = size + 1.
 // The field's declared type in getFieldNames() is not consulted. createPlugin() is then called with
-// TensorRTPhase::kBUILD (importerUtils.cpp, createPlugin() for IPluginCreatorV3One). The 11.x parser's
-// source was not available to read; its public header (NvOnnxParser.h) is unchanged in this respect
-// and the same collection is assumed for both majors.
+// TensorRTPhase::kBUILD (importerUtils.cpp, createPlugin() for IPluginCreatorV3One, at 10.1-GA and in
+// a later version that also handles IPluginCreatorV3Quick). The 11.x parser's source was not
+// available to read; the same collection is assumed for both majors.
 #pragma once
 
 #include <NvInferRuntime.h>
