@@ -10,6 +10,7 @@ interpreter exit (:mod:`dpanet.runtime.cuda_context`).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from pathlib import Path
@@ -100,8 +101,10 @@ class TensorRTBackend:
                 )
             check_interface(*_engine_ports(trt, self._engine), self.info, str(plan))
             self._context = execution_context(self._engine, plan, self.sizes, self._errors)
+            # the allocator must not refer to the backend: the finalizer would keep it alive
+            allocate = functools.partial(allocate_pinned_and_device, self._cuda, plan, self.sizes)
             self._device.buffers = {
-                name: GrowingBuffer(_numpy_dtype(trt, self._engine.get_tensor_dtype(name)), self._allocate)
+                name: GrowingBuffer(_numpy_dtype(trt, self._engine.get_tensor_dtype(name)), allocate)
                 for name in _io_names()
             }
             self._device.stream = self._cuda.Stream()
@@ -129,18 +132,6 @@ class TensorRTBackend:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
-
-    def _allocate(self, count: int, dtype: np.dtype) -> tuple[np.ndarray, object]:
-        """A page-locked host array of ``count`` elements and a device allocation of its size."""
-        try:
-            host = self._cuda.pagelocked_empty(count, dtype)
-            return host, self._cuda.mem_alloc(host.nbytes)
-        except self._cuda.Error as exc:
-            size = f"{count * dtype.itemsize / 2**20:.1f} MiB"
-            raise DPANetError(
-                f"{self._plan}: cannot allocate {size} of GPU or page-locked memory ({exc}); "
-                f"{self.sizes.memory_advice()}"
-            ) from None
 
     def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         if not self._release.alive:
@@ -178,6 +169,19 @@ class TensorRTBackend:
         self._cuda.memcpy_dtoh_async(host, device, stream)
         stream.synchronize()
         return host.astype(np.float32, copy=True)
+
+
+def allocate_pinned_and_device(cuda, plan: Path, sizes: Profile, count: int, dtype: np.dtype):
+    """A page-locked host array of ``count`` elements and a device allocation of its size, through
+    pycuda (``cuda``); a failure is one line naming the size, the profile and the way out."""
+    try:
+        host = cuda.pagelocked_empty(count, dtype)
+        return host, cuda.mem_alloc(host.nbytes)
+    except cuda.Error as exc:  # pycuda.driver.MemoryError and the other driver errors
+        size = f"{count * dtype.itemsize / 2**20:.1f} MiB"
+        raise DPANetError(
+            f"{plan}: cannot allocate {size} of GPU or page-locked memory ({exc}); {sizes.memory_advice()}"
+        ) from None
 
 
 def execution_context(engine, plan: Path, sizes: Profile, errors: list[str]):

@@ -20,7 +20,12 @@ import numpy as np
 import pytest
 
 from dpanet.errors import DPANetError
-from dpanet.runtime.tensorrt_backend import DEVICE_OBJECTS, GrowingBuffer, execution_context
+from dpanet.runtime.tensorrt_backend import (
+    DEVICE_OBJECTS,
+    GrowingBuffer,
+    allocate_pinned_and_device,
+    execution_context,
+)
 from dpanet.runtime.tensorrt_engine import Profile
 
 from conftest import REPO
@@ -193,3 +198,56 @@ def test_the_context_is_popped_when_work_fails():
     del primary
     gc.collect()
     assert calls == ["push", "pop", "detach"]
+
+
+class _Pycuda:
+    """Stand-in for the three pycuda.driver names the allocator uses; its device allocation fails
+    the way pycuda reports it (pycuda.driver.MemoryError, a pycuda.driver.Error)."""
+
+    class Error(Exception):
+        pass
+
+    class MemoryError(Error):
+        pass
+
+    @staticmethod
+    def pagelocked_empty(count, dtype):
+        return np.empty(count, dtype)
+
+    @staticmethod
+    def mem_alloc(nbytes):
+        raise _Pycuda.MemoryError("cuMemAlloc failed: out of memory")
+
+
+def test_an_allocation_failure_is_one_line_naming_the_size_and_the_way_out():
+    sizes = Profile(1, (64, 64), (512, 768), (1024, 1536))
+    with pytest.raises(DPANetError) as raised:
+        allocate_pinned_and_device(_Pycuda, Path("m.plan"), sizes, 3 * 1024 * 1536, np.dtype(np.float32))
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith("m.plan: cannot allocate 18.0 MiB")
+    assert "cuMemAlloc failed: out of memory" in message and "64x64 to 1024x1536" in message
+    assert "--tile HxW" in message
+
+
+def test_the_release_finalizer_does_not_keep_its_owner_alive():
+    from types import SimpleNamespace
+
+    from dpanet.runtime.cuda_context import DeviceResources, PrimaryContext
+
+    calls = []
+    context = SimpleNamespace(push=lambda: calls.append("push"), detach=lambda: None)
+    cuda = SimpleNamespace(
+        Device=lambda index: SimpleNamespace(retain_primary_context=lambda: context),
+        Context=SimpleNamespace(pop=lambda: calls.append("pop")),
+    )
+
+    class Owner:
+        pass
+
+    owner = Owner()
+    resources = DeviceResources(PrimaryContext(cuda), ("stream",))
+    release = resources.attach(owner)
+    resources.stream = "a stream"
+    del owner
+    gc.collect()
+    assert not release.alive and resources.stream is None and calls == ["push", "pop"]
