@@ -372,7 +372,7 @@ def tensorrt_failure(what: str, errors: list[str], since: int = 0) -> DPANetErro
     return DPANetError(f"{what} (TensorRT: {last_error(errors, since)})")
 
 
-def _network_flags_trt10(trt, strong: bool) -> int:
+def network_flags_trt10(trt, strong: bool) -> int:
     """10.x networks are weakly typed unless created with the STRONGLY_TYPED flag (11.x: always)."""
     return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strong else 0
 
@@ -431,7 +431,7 @@ def build(request: BuildRequest, progress=None) -> Sidecar:
         if registry.load_library(str(plugins)) is None:
             raise DPANetError(f"{plugins}: TensorRT could not load the plugin library ({last_error(errors)})")
     # explicit batch on 10.x (its only mode); always strongly typed on 11.x
-    network = builder.create_network(_network_flags_trt10(trt, strong) if major == 10 else 0)
+    network = builder.create_network(network_flags_trt10(trt, strong) if major == 10 else 0)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(facts.data, str(request.onnx)):
         for i in range(parser.num_errors):
