@@ -3,22 +3,23 @@
 - Every ``dpanet`` command line, in code blocks (fenced or indented) and in inline code that starts
   with ``dpanet ``, goes through the real argument parser (``dpanet.cli.build_parser()``), whatever
   commands it holds. Lines are read as a shell would (continuations, comments, ``&&``/``;``/``|``,
-  ``VAR=value`` prefixes); ``.venv/bin/dpanet``, ``python -m dpanet`` and ``torchrun ... -m dpanet``
-  count as ``dpanet``. Synopsis notation is expanded: ``[...]`` groups are included, ``a|b`` is
-  tried with each alternative, and a placeholder value (``N``, ``FILE``, ``HxW``, ``SIGMA,AMOUNT``)
-  (its metavar, or ``N``, ``FILE``, ``HxW``, ``SIGMA,AMOUNT``) becomes a value the option's own type
-  accepts. Options are spelled in full (abbreviations, which argparse would take, are refused). A
-  line with an ellipsis (``...``) is partial: its command and options must exist, the rest cannot
-  be checked. Inline code in prose names a command and the options it is about, so there, and only
-  there, the arguments the command requires may be left out (every other error counts);
-  ``dpanet CMD: error: ...`` is output, not a command; a command written as a placeholder
-  (``dpanet COMMAND --help``) is generic.
+  ``VAR=value`` prefixes, a ``$`` prompt); ``.venv/bin/dpanet``, ``python -m dpanet`` and
+  ``torchrun ... -m dpanet`` count as ``dpanet``.
+- Synopsis notation is expanded: ``[...]`` groups are included, ``a|b`` is tried with each
+  alternative, and a placeholder value (the option's metavar, or ``N``, ``FILE``, ``HxW``,
+  ``SIGMA,AMOUNT``) becomes a value the option's own type accepts. Options are spelled in full
+  (abbreviations, which argparse would take, are refused). A line with an ellipsis (``...``) is
+  partial: its command and options must exist, the rest cannot be checked. Inline code in prose
+  names a command and the options it is about, so there, and only there, the arguments the command
+  requires may be left out (every other error counts). ``dpanet CMD: error: ...`` is output, not a
+  command; a command written as a placeholder (``dpanet COMMAND --help``) is generic.
 - Every ``trtexec`` line that builds (``--onnx=``) gives min, opt and max shapes for both dynamic
   inputs, ``left`` and ``right`` (without them trtexec builds a 1 x 1 engine), equal for the two and
   ordered; one that runs a saved engine (``--loadEngine=``) gives ``--shapes`` for both (inline code
-  naming a trtexec option, such as ``trtexec --dynamicPlugins``, is prose); and the
-  lines docs/engines.md shows as what ``dpanet build-engine`` prints are exactly what
-  ``trtexec_line`` produces.
+  naming a trtexec option, such as ``trtexec --dynamicPlugins``, is prose); and the lines
+  docs/engines.md shows as what ``dpanet build-engine`` prints are exactly what ``trtexec_line``
+  produces.
+- Every ``libdpanet*.so`` the docs name is a library the build makes.
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ def _words(text: str) -> list[list[str]]:
 
 def _dpanet_args(words: list[str]) -> list[str] | None:
     """The arguments given to dpanet by one simple command, or None if it does not run dpanet."""
-    while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
+    while words and (words[0] == "$" or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0])):
         words = words[1:]
     if not words:
         return None
@@ -334,6 +335,7 @@ def test_every_dpanet_command_in_the_docs_is_one_the_parser_takes():
         (".venv/bin/pip install -e . && .venv/bin/dpanet demo --sise 12", "unrecognized arguments"),
         (".venv/bin/dpanet deblur --size 12", "the following arguments are required"),
         ("dpanet bench --repeats 2", "invalid choice"),
+        ("$ dpanet export --checkpoint c.pt -o m.onnx --precison fp16", "unrecognized arguments"),
     ],
 )
 def test_a_wrong_command_line_is_caught(text, problem):
