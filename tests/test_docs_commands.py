@@ -71,7 +71,8 @@ class Snippet:
 
 def _code_blocks(lines: list[str]) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
     """(code lines, prose lines) as (line number, text): fenced blocks and 4-space indented blocks
-    (after a blank line, outside lists) are code."""
+    (after a blank line) are code. Indented lines are prose too: inside a list they are text whose
+    inline code counts, and an indented code block has no inline code."""
     code, prose = [], []
     fence = None
     indented = False
@@ -91,6 +92,7 @@ def _code_blocks(lines: list[str]) -> tuple[list[tuple[int, str]], list[tuple[in
         if text.startswith("    ") and stripped and (previous_blank or indented):
             indented = True
             code.append((number, text[4:]))
+            prose.append((number, text))
         else:
             indented = indented and not stripped
             prose.append((number, text))
