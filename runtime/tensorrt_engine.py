@@ -400,11 +400,14 @@ def attach_timing_cache(config, path: Path | None, say) -> object | None:
     if cached:
         timing_cache = config.create_timing_cache(cached)
         if timing_cache is None:
-            say(f"{path}: not a timing cache this TensorRT can read; starting a fresh one")
+            say(f"{path}: not a timing cache TensorRT can read; starting a fresh one")
         elif config.set_timing_cache(timing_cache, False):
             return timing_cache
         else:
-            say(f"{path}: a timing cache from another GPU or TensorRT version; starting a fresh one")
+            say(
+                f"{path}: TensorRT refuses this timing cache (from another GPU or TensorRT version?); "
+                "starting a fresh one"
+            )
     timing_cache = config.create_timing_cache(b"")
     config.set_timing_cache(timing_cache, False)
     return timing_cache

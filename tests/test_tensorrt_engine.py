@@ -302,9 +302,10 @@ class _BuilderConfig:
         (_BuilderConfig(), None),
         (
             _BuilderConfig(matching=False),
-            "a timing cache from another GPU or TensorRT version; starting a fresh one",
+            "TensorRT refuses this timing cache (from another GPU or TensorRT version?); "
+            "starting a fresh one",
         ),
-        (_BuilderConfig(readable=False), "not a timing cache this TensorRT can read; starting a fresh one"),
+        (_BuilderConfig(readable=False), "not a timing cache TensorRT can read; starting a fresh one"),
     ],
 )
 def test_a_foreign_or_damaged_timing_cache_is_said_and_replaced(tmp_path, config, said):
