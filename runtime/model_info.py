@@ -25,6 +25,15 @@ class ModelInfo:
     version: str
     int8: dict[str, str] = field(default_factory=dict)  # target, method, count, ... (docs/int8.md)
 
+    @property
+    def input_channels(self) -> int:
+        """Channels of ``left`` and ``right`` (the configuration's ``in_channels``, DPANet's 3 if absent)."""
+        return self.config.get("in_channels", 3)
+
+    @property
+    def output_channels(self) -> int:
+        return self.config.get("out_channels", 3)
+
 
 def model_info_from_metadata(metadata: dict[str, str], label: str) -> ModelInfo:
     """The model's ``dpanet.*`` metadata (e.g. ONNX Runtime's ``custom_metadata_map``)."""
@@ -68,7 +77,7 @@ def check_interface(inputs: Sequence[Port], outputs: Sequence[Port], info: Model
         raise DPANetError(
             f"{label}: outputs are {', '.join(out_names) or 'none'}; a DPANet model has {OUTPUT_NAME}"
         )
-    channels = {"input": info.config.get("in_channels", 3), "output": info.config.get("out_channels", 3)}
+    channels = {"input": info.input_channels, "output": info.output_channels}
     for role, ports in (("input", inputs), ("output", outputs)):
         for name, shape in ports:
             if len(shape) != 4:

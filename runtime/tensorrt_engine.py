@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dpanet.errors import DPANetError
 from dpanet.files import atomic_write, check_not_input, check_writable_folder, write_text_atomic
-from dpanet.runtime.model_info import INPUT_NAMES, METADATA_PREFIX
+from dpanet.runtime.model_info import INPUT_NAMES, METADATA_PREFIX, model_info_from_metadata
 
 SUPPORTED_MAJORS = (10, 11)
 INSTALL_HINT = (
@@ -72,7 +72,8 @@ class Profile:
     opt: tuple[int, int]
     max: tuple[int, int]
 
-    def shapes(self, channels: int = 3) -> tuple[tuple[int, ...], ...]:
+    def shapes(self, channels: int) -> tuple[tuple[int, ...], ...]:
+        """(min, opt, max) input shapes, N x ``channels`` x H x W."""
         return tuple((self.batch, channels, *hw) for hw in (self.min, self.opt, self.max))
 
     def check(self) -> None:
@@ -87,6 +88,13 @@ class Profile:
 
     def describe(self) -> str:
         return " to ".join(f"{h}x{w}" for h, w in (self.min, self.max))
+
+    def memory_advice(self) -> str:
+        """What bounds the GPU memory an engine of this profile needs (said after it ran out)."""
+        return (
+            f"the engine's profile is batch {self.batch}, {self.describe()} (HxW): rebuild it with a smaller "
+            "--max (dpanet build-engine), or deblur by tiles (--tile HxW) with a profile that fits the tile"
+        )
 
     def check_input(self, shape: tuple[int, ...], label: str) -> None:
         """Raise :class:`DPANetError` unless an N x C x H x W input fits this profile."""
@@ -153,6 +161,7 @@ class BuildRequest:
     batch: int = 1
     workspace_gib: float = 4.0
     timing_cache: Path | None = None
+    weakly_typed: bool = False  # 10.x only: FP16/INT8 builder flags instead of a strongly typed network
 
 
 @dataclass(frozen=True)
@@ -165,6 +174,7 @@ class ModelFacts:
     precision: str
     flavor: str
     profile: Profile
+    channels: int  # of left and right, from the model's dpanet.config
 
 
 def read_model(request: BuildRequest) -> ModelFacts:
@@ -189,26 +199,50 @@ def read_model(request: BuildRequest) -> ModelFacts:
     except Exception as exc:  # protobuf's DecodeError and friends
         raise DPANetError(f"{request.onnx}: not an ONNX model ({exc})") from None
     metadata = {p.key: p.value for p in model.metadata_props if p.key.startswith(METADATA_PREFIX)}
+    info = model_info_from_metadata(metadata, str(request.onnx))
+    if info.precision == "int8" and info.int8.get("target") == "cpu":
+        raise DPANetError(
+            f"{request.onnx}: an int8 file for ONNX Runtime's CPU kernels (dpanet calibrate --target cpu: "
+            "uint8 activations with non-zero zero points, which TensorRT does not take); calibrate with "
+            "--target tensorrt for an engine (docs/int8.md)"
+        )
     names = [i.name for i in model.graph.input]
     if names[: len(INPUT_NAMES)] != list(INPUT_NAMES):
         raise DPANetError(f"{request.onnx}: inputs are {names}, expected {list(INPUT_NAMES)} (dpanet export)")
-    size = metadata.get(f"{METADATA_PREFIX}size", "dynamic")
-    profile = profile_for(size, request.batch, request.profile_min, request.profile_opt, request.profile_max)
+    profile = profile_for(
+        info.size, request.batch, request.profile_min, request.profile_opt, request.profile_max
+    )
     return ModelFacts(
         data=data,
         sha256=hashlib.sha256(data).hexdigest(),
         metadata=metadata,
         precision=onnx_precision(model),
-        flavor=metadata.get(f"{METADATA_PREFIX}flavor", "unknown"),
+        flavor=info.flavor,
         profile=profile,
+        channels=info.input_channels,
     )
+
+
+def strongly_typed(major: int, weakly_typed: bool) -> bool:
+    """Whether the network is built strongly typed: always on 11.x; on 10.x unless ``--weakly-typed``.
+
+    NVIDIA's guidance for Q/DQ files is explicit quantization with strong typing and no precision
+    flags (TensorRT developer guide, "Explicit Quantization"; docs/engines.md cites it), and 11.x
+    knows nothing else: a strongly typed 10.x build runs each layer in the type the file gives it,
+    as 11.x does, so the engines of one file agree in precision on both majors."""
+    if weakly_typed and major != 10:
+        raise DPANetError(
+            f"--weakly-typed: TensorRT {major} networks are always strongly typed (the flag is for 10.x)"
+        )
+    return not weakly_typed
 
 
 def trtexec_line(request: BuildRequest, facts: ModelFacts, plugins: Path | None, major: int) -> str:
     """The trtexec command that builds the same engine."""
 
     def shapes(hw: tuple[int, int]) -> str:
-        return ",".join(f"{name}:{facts.profile.batch}x3x{hw[0]}x{hw[1]}" for name in INPUT_NAMES)
+        n, c = facts.profile.batch, facts.channels
+        return ",".join(f"{name}:{n}x{c}x{hw[0]}x{hw[1]}" for name in INPUT_NAMES)
 
     parts = ["trtexec", f"--onnx={request.onnx}", f"--saveEngine={request.output}"]
     if plugins is not None:
@@ -219,7 +253,9 @@ def trtexec_line(request: BuildRequest, facts: ModelFacts, plugins: Path | None,
         f"--maxShapes={shapes(facts.profile.max)}",
         f"--memPoolSize=workspace:{int(request.workspace_gib * 1024)}M",
     ]
-    if major == 10:
+    if major == 10 and strongly_typed(major, request.weakly_typed):
+        parts.append("--stronglyTyped")  # trtexec 11: the default (the flag is a deprecated no-op)
+    elif major == 10:
         parts += {"fp32": [], "fp16": ["--fp16"], "int8": ["--int8", "--fp16"]}[facts.precision]
     if request.timing_cache is not None:
         parts.append(f"--timingCacheFile={request.timing_cache}")
@@ -240,6 +276,7 @@ class Sidecar:
     plugins_sha256: str | None
     precision: str
     profile: dict  # batch, min, opt, max
+    strongly_typed: bool = True  # False: a 10.x engine built with --weakly-typed
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -287,18 +324,20 @@ def plugin_library(trt, plugins: Path | None, flavor: str) -> Path | None:
 
 
 def gpu_identity() -> tuple[str, str]:
-    """(name, compute capability "X.Y") of the current CUDA device, through pycuda."""
-    cuda = import_pycuda()
-    device = cuda.Device(0)
+    """(name, compute capability "X.Y") of CUDA device 0, through pycuda (no context needed)."""
+    device = import_pycuda().Device(0)
     major, minor = device.compute_capability()
     return device.name(), f"{major}.{minor}"
 
 
 def import_pycuda():
-    """``pycuda.driver`` with a context on device 0 (pycuda.autoinit)."""
+    """``pycuda.driver``, initialised, with a device 0. It makes no context: the backend works in the
+    device's primary context (:mod:`dpanet.runtime.cuda_context`), not pycuda.autoinit's own."""
     try:
-        import pycuda.autoinit  # noqa: F401  (creates the context)
         import pycuda.driver as cuda
+
+        cuda.init()
+        cuda.Device(0)
     except Exception as exc:
         raise DPANetError(f"pycuda and a CUDA device are needed ({exc}): {INSTALL_HINT}") from None
     return cuda
@@ -321,16 +360,57 @@ def make_logger(trt, errors: list[str]):
     return Logger()
 
 
-def last_error(errors: list[str]) -> str:
-    return errors[-1] if errors else "no error message from TensorRT"
+def last_error(errors: list[str], since: int = 0) -> str:
+    """The last error TensorRT logged (from ``errors[since:]``), on one line: a plugin's CUDA error
+    reaches the same log, and a message of several lines would lose all but its last in the CLI."""
+    logged = errors[since:]
+    return " ".join(logged[-1].split()) if logged else "no error message from TensorRT"
+
+
+def tensorrt_failure(what: str, errors: list[str], since: int = 0) -> DPANetError:
+    """``what`` failed, with TensorRT's own words for it (the last error logged since ``since``)."""
+    return DPANetError(f"{what} (TensorRT: {last_error(errors, since)})")
+
+
+def network_flags_trt10(trt, strong: bool) -> int:
+    """10.x networks are weakly typed unless created with the STRONGLY_TYPED flag (11.x: always)."""
+    return 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if strong else 0
 
 
 def _set_precision_trt10(trt, config, precision: str) -> None:
-    """TensorRT 10 builds a weakly typed network: FP16 / INT8 kernels are allowed by flags."""
+    """A weakly typed 10.x network (--weakly-typed): FP16 / INT8 kernels are allowed by flags."""
     if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
+
+
+def attach_timing_cache(config, path: Path | None, say) -> object | None:
+    """The timing cache of ``--timing-cache`` attached to ``config`` (None without the option).
+
+    TensorRT refuses a cache from another GPU or TensorRT version (``set_timing_cache`` returns
+    False) and cannot read a damaged one (``create_timing_cache`` returns None): either way ``say``
+    gets one line and the build starts a fresh cache, which is what is written back."""
+    if path is None:
+        return None
+    try:
+        cached = path.read_bytes() if path.is_file() else b""
+    except OSError as exc:
+        raise DPANetError(f"{path}: cannot read the timing cache ({exc.strerror})") from None
+    if cached:
+        timing_cache = config.create_timing_cache(cached)
+        if timing_cache is None:
+            say(f"{path}: not a timing cache TensorRT can read; starting a fresh one")
+        elif config.set_timing_cache(timing_cache, False):
+            return timing_cache
+        else:
+            say(
+                f"{path}: TensorRT refuses this timing cache (from another GPU or TensorRT version?); "
+                "starting a fresh one"
+            )
+    timing_cache = config.create_timing_cache(b"")
+    config.set_timing_cache(timing_cache, False)
+    return timing_cache
 
 
 def build(request: BuildRequest, progress=None) -> Sidecar:
@@ -341,6 +421,7 @@ def build(request: BuildRequest, progress=None) -> Sidecar:
     facts = read_model(request)
     trt = import_tensorrt()
     major = tensorrt_major(trt.__version__)
+    strong = strongly_typed(major, request.weakly_typed)
     gpu_name, capability = gpu_identity()
     errors: list[str] = []
     logger = make_logger(trt, errors)
@@ -353,7 +434,7 @@ def build(request: BuildRequest, progress=None) -> Sidecar:
         if registry.load_library(str(plugins)) is None:
             raise DPANetError(f"{plugins}: TensorRT could not load the plugin library ({last_error(errors)})")
     # explicit batch on 10.x (its only mode); always strongly typed on 11.x
-    network = builder.create_network(0)
+    network = builder.create_network(network_flags_trt10(trt, strong) if major == 10 else 0)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(facts.data, str(request.onnx)):
         for i in range(parser.num_errors):
@@ -361,21 +442,22 @@ def build(request: BuildRequest, progress=None) -> Sidecar:
         raise DPANetError(f"{request.onnx}: the TensorRT {trt.__version__} ONNX parser refused the model")
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(request.workspace_gib * (1 << 30)))
-    if major == 10:
+    if major == 10 and not strong:
         _set_precision_trt10(trt, config, facts.precision)
     profile = builder.create_optimization_profile()
     for name in INPUT_NAMES:
-        profile.set_shape(name, *facts.profile.shapes())
+        profile.set_shape(name, *facts.profile.shapes(facts.channels))
     config.add_optimization_profile(profile)
-    timing_cache = None
-    if request.timing_cache is not None:
-        cached = request.timing_cache.read_bytes() if request.timing_cache.is_file() else b""
-        timing_cache = config.create_timing_cache(cached)
-        config.set_timing_cache(timing_cache, False)
-    progress(f"building (TensorRT {trt.__version__}, {facts.precision}, profile {facts.profile.describe()})")
+    timing_cache = attach_timing_cache(config, request.timing_cache, progress)
+    typing = "strongly" if strong else "weakly"
+    progress(
+        f"building (TensorRT {trt.__version__}, {facts.precision}, {typing} typed, "
+        f"profile {facts.profile.describe()})"
+    )
+    since = len(errors)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
-        raise DPANetError(f"{request.onnx}: TensorRT could not build the engine ({last_error(errors)})")
+        raise tensorrt_failure(f"{request.onnx}: TensorRT could not build the engine", errors, since)
     atomic_write(request.output, lambda tmp: Path(tmp).write_bytes(memoryview(plan)))
     if timing_cache is not None:
         cache_bytes = timing_cache.serialize()
@@ -396,6 +478,7 @@ def build(request: BuildRequest, progress=None) -> Sidecar:
             "opt": facts.profile.opt,
             "max": facts.profile.max,
         },
+        strongly_typed=strong,
     )
     write_text_atomic(sidecar_path(request.output), sidecar.to_json())
     return sidecar

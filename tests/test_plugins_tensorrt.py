@@ -20,7 +20,7 @@ import torch
 from dpanet.errors import DPANetError
 from dpanet.export.exporter import ExportOptions, export_checkpoint
 from dpanet.export.onnx_ops import DOMAIN, PLUGIN_ATTRIBUTES
-from dpanet.runtime.tensorrt_engine import tensorrt_major
+from dpanet.runtime.tensorrt_engine import network_flags_trt10, tensorrt_major
 from dpanet.training.checkpoint import load_checkpoint, save_checkpoint
 from dpanet.training.config import DPANetConfig
 from dpanet.training.ops import correlation, modulated_deform_conv2d
@@ -84,7 +84,10 @@ def _run_engine(trt, model: bytes, feeds: dict[str, torch.Tensor], larger: dict[
     """Builds with a profile from the feeds' shapes to ``larger`` (opt = max), runs at the feeds."""
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)
+    # strongly typed on both majors, as dpanet build-engine builds (docs/engines.md)
+    network = builder.create_network(
+        network_flags_trt10(trt, True) if tensorrt_major(trt.__version__) == 10 else 0
+    )
     parser = trt.OnnxParser(network, logger)
     assert parser.parse(model), [str(parser.get_error(i)) for i in range(parser.num_errors)]
     config = builder.create_builder_config()
@@ -92,8 +95,6 @@ def _run_engine(trt, model: bytes, feeds: dict[str, torch.Tensor], larger: dict[
     for name, t in feeds.items():
         profile.set_shape(name, tuple(t.shape), larger[name], larger[name])
     config.add_optimization_profile(profile)
-    if next(iter(feeds.values())).dtype == torch.float16 and tensorrt_major(trt.__version__) == 10:
-        _allow_fp16_trt10(trt, config)
     plan = builder.build_serialized_network(network, config)
     assert plan is not None, "engine build failed (see the TensorRT log above)"
     engine = trt.Runtime(logger).deserialize_cuda_engine(plan)
@@ -108,10 +109,6 @@ def _run_engine(trt, model: bytes, feeds: dict[str, torch.Tensor], larger: dict[
     assert context.execute_async_v3(stream.cuda_stream)
     stream.synchronize()
     return out
-
-
-def _allow_fp16_trt10(trt, config) -> None:
-    config.set_flag(trt.BuilderFlag.FP16)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])

@@ -20,21 +20,25 @@ from dpanet.runtime.tensorrt_engine import (
     ModelFacts,
     Profile,
     Sidecar,
+    attach_timing_cache,
     check_sidecar,
+    last_error,
     onnx_precision,
     profile_for,
     read_model,
     read_sidecar,
     sidecar_path,
+    strongly_typed,
+    tensorrt_failure,
     trtexec_line,
 )
 
 HAS_TENSORRT = importlib.util.find_spec("tensorrt") is not None
 
 
-def _model(path, size="dynamic", dtype=TensorProto.FLOAT, qdq=False):
+def _model(path, size="dynamic", dtype=TensorProto.FLOAT, qdq=False, channels=3, metadata=None):
     """A two-input graph with dpanet metadata (left + right), enough for everything before TensorRT."""
-    inputs = [helper.make_tensor_value_info(n, dtype, [1, 3, "h", "w"]) for n in ("left", "right")]
+    inputs = [helper.make_tensor_value_info(n, dtype, [1, channels, "h", "w"]) for n in ("left", "right")]
     nodes = [helper.make_node("Add", ["left", "right"], ["output"])]
     inits = []
     if qdq:
@@ -44,9 +48,17 @@ def _model(path, size="dynamic", dtype=TensorProto.FLOAT, qdq=False):
             helper.make_node("DequantizeLinear", ["q", "s"], ["dq"]),
             helper.make_node("Add", ["dq", "right"], ["output"]),
         ]
-    output = helper.make_tensor_value_info("output", dtype, [1, 3, "h", "w"])
+    output = helper.make_tensor_value_info("output", dtype, [1, channels, "h", "w"])
     model = helper.make_model(helper.make_graph(nodes, "g", inputs, [output], initializer=inits))
-    for key, value in {"flavor": "portable", "size": size, "channel_order": "BGR"}.items():
+    config = json.dumps({"in_channels": channels, "out_channels": channels})
+    fields = {
+        "flavor": "portable",
+        "size": size,
+        "channel_order": "BGR",
+        "config": config,
+        "precision": "fp32",
+    }
+    for key, value in {**fields, **(metadata or {})}.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = f"dpanet.{key}", value
     onnx.save(model, path)
@@ -83,19 +95,30 @@ def test_precision_comes_from_the_graph(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "major, precision, flags",
-    [(10, "fp16", ["--fp16"]), (10, "int8", ["--int8", "--fp16"]), (11, "int8", []), (10, "fp32", [])],
+    "major, precision, weakly_typed, flags",
+    [
+        (10, "fp16", False, ["--stronglyTyped"]),
+        (10, "int8", False, ["--stronglyTyped"]),
+        (10, "fp32", False, ["--stronglyTyped"]),
+        (10, "fp16", True, ["--fp16"]),
+        (10, "int8", True, ["--int8", "--fp16"]),
+        (10, "fp32", True, []),
+        (11, "int8", False, []),
+        (11, "fp16", False, []),
+    ],
 )
-def test_trtexec_line_matches_the_build(tmp_path, major, precision, flags):
-    request = BuildRequest(onnx=tmp_path / "m.onnx", output=tmp_path / "m.plan", workspace_gib=2)
-    facts = ModelFacts(b"", "", {}, precision, "plugin", Profile(1, (64, 64), (128, 192), (256, 384)))
+def test_trtexec_line_matches_the_build(tmp_path, major, precision, weakly_typed, flags):
+    request = BuildRequest(
+        onnx=tmp_path / "m.onnx", output=tmp_path / "m.plan", workspace_gib=2, weakly_typed=weakly_typed
+    )
+    facts = ModelFacts(b"", "", {}, precision, "plugin", Profile(1, (64, 64), (128, 192), (256, 384)), 3)
     line = trtexec_line(request, facts, tmp_path / "lib.so", major).split()
     assert line[:4] == ["trtexec", f"--onnx={tmp_path / 'm.onnx'}", f"--saveEngine={tmp_path / 'm.plan'}",
                         f"--dynamicPlugins={tmp_path / 'lib.so'}"]  # fmt: skip
     assert "--minShapes=left:1x3x64x64,right:1x3x64x64" in line
     assert "--optShapes=left:1x3x128x192,right:1x3x128x192" in line
     assert "--memPoolSize=workspace:2048M" in line
-    assert [p for p in line if p in ("--fp16", "--int8")] == flags
+    assert [p for p in line if p in ("--fp16", "--int8", "--stronglyTyped")] == flags
 
 
 def _sidecar(**changes) -> Sidecar:
@@ -203,3 +226,119 @@ def test_deblur_refuses_options_the_engine_does_not_take(tmp_path, capsys, extra
     assert message in capsys.readouterr().err
     assert main([*args, "--plugins", str(tmp_path / "lib.so")]) == 1
     assert "--plugins is for the tensorrt backend" in capsys.readouterr().err
+
+
+def test_the_profile_takes_the_channel_count_from_the_metadata(tmp_path):
+    """A single-channel model (in_channels 1) gets 1-channel profile shapes and trtexec line."""
+    model = _model(tmp_path / "grey.onnx", channels=1)
+    request = BuildRequest(onnx=model, output=tmp_path / "grey.plan", profile_max=(64, 96))
+    facts = read_model(request)
+    assert facts.channels == 1
+    assert facts.profile.shapes(facts.channels) == ((1, 1, 64, 96),) * 3
+    line = trtexec_line(request, facts, None, 11).split()
+    assert "--minShapes=left:1x1x64x96,right:1x1x64x96" in line
+    assert "--maxShapes=left:1x1x64x96,right:1x1x64x96" in line
+
+
+def test_a_file_without_dpanet_metadata_is_refused_before_tensorrt(tmp_path, capsys):
+    model = _model(tmp_path / "m.onnx")
+    bare = onnx.load(model)
+    del bare.metadata_props[:]
+    onnx.save(bare, tmp_path / "bare.onnx")
+    assert main(["build-engine", "--onnx", str(tmp_path / "bare.onnx"), "-o", str(tmp_path / "m.plan")]) == 1
+    assert "not exported by dpanet (metadata" in capsys.readouterr().err
+
+
+def test_build_engine_refuses_a_cpu_int8_file_naming_the_tensorrt_target(tmp_path, capsys):
+    int8 = {"precision": "int8", "int8.target": "cpu", "int8.method": "minmax"}
+    model = _model(tmp_path / "cpu-int8.onnx", qdq=True, metadata=int8)
+    assert main(["build-engine", "--onnx", str(model), "-o", str(tmp_path / "m.plan")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert "dpanet calibrate --target cpu" in err[0] and "calibrate with --target tensorrt" in err[0]
+    assert not (tmp_path / "m.plan").exists()
+    tensorrt_int8 = _model(tmp_path / "trt-int8.onnx", qdq=True, metadata={**int8, "int8.target": "tensorrt"})
+    facts = read_model(BuildRequest(onnx=tensorrt_int8, output=tmp_path / "t.plan"))
+    assert facts.precision == "int8"
+
+
+def test_typed_files_are_strongly_typed_on_both_majors_unless_asked():
+    assert strongly_typed(10, False) and strongly_typed(11, False)
+    assert not strongly_typed(10, True)
+    with pytest.raises(DPANetError, match="--weakly-typed: TensorRT 11 networks are always strongly typed"):
+        strongly_typed(11, True)
+
+
+def test_build_engine_takes_weakly_typed(tmp_path):
+    from dpanet.cli import build_parser
+
+    base = ["build-engine", "--onnx", "m.onnx", "-o", "m.plan"]
+    assert not build_parser().parse_args(base).weakly_typed
+    assert build_parser().parse_args([*base, "--weakly-typed"]).weakly_typed
+
+
+class _BuilderConfig:
+    """Stand-in for the two IBuilderConfig methods the timing cache uses, returning what the pybind
+    sources and NvInfer.h say: ``create_timing_cache`` gives None for a blob it cannot read,
+    ``set_timing_cache`` False for a cache from another device or version. It checks our handling of
+    those returns, not TensorRT."""
+
+    def __init__(self, readable=True, matching=True):
+        self.readable, self.matching = readable, matching
+        self.attached = []
+
+    def create_timing_cache(self, blob):
+        return ("cache", bytes(blob)) if self.readable or not blob else None
+
+    def set_timing_cache(self, cache, ignore_mismatch):
+        assert ignore_mismatch is False
+        self.attached.append(cache)
+        return self.matching or not cache[1]
+
+
+@pytest.mark.parametrize(
+    "config, said",
+    [
+        (_BuilderConfig(), None),
+        (
+            _BuilderConfig(matching=False),
+            "TensorRT refuses this timing cache (from another GPU or TensorRT version?); "
+            "starting a fresh one",
+        ),
+        (_BuilderConfig(readable=False), "not a timing cache TensorRT can read; starting a fresh one"),
+    ],
+)
+def test_a_foreign_or_damaged_timing_cache_is_said_and_replaced(tmp_path, config, said):
+    path = tmp_path / "model.cache"
+    path.write_bytes(b"old cache")
+    lines = []
+    cache = attach_timing_cache(config, path, lines.append)
+    if said is None:
+        assert cache == ("cache", b"old cache") and lines == [] and config.attached == [cache]
+    else:
+        assert lines == [f"{path}: {said}"]
+        assert cache == ("cache", b"") and config.attached[-1] == cache  # the fresh one is built and saved
+
+
+def test_a_missing_timing_cache_starts_fresh_silently(tmp_path):
+    config, lines = _BuilderConfig(), []
+    assert attach_timing_cache(config, tmp_path / "new.cache", lines.append) == ("cache", b"")
+    assert lines == [] and attach_timing_cache(config, None, lines.append) is None
+
+
+def test_tensorrt_errors_are_repeated_on_one_line():
+    errors = ["old failure", "IPluginV3 enqueue: CUDA error 700\n  an illegal memory access"]
+    assert last_error(errors) == "IPluginV3 enqueue: CUDA error 700 an illegal memory access"
+    assert last_error(errors, since=2) == "no error message from TensorRT"
+    failure = tensorrt_failure("m.plan: TensorRT could not run the engine", errors, since=1)
+    assert str(failure) == (
+        "m.plan: TensorRT could not run the engine (TensorRT: IPluginV3 enqueue: CUDA error 700 an illegal "
+        "memory access)"
+    )
+    assert "old failure" not in str(tensorrt_failure("x", errors, since=2))
+
+
+def test_the_memory_advice_names_the_profile_and_the_way_out():
+    advice = Profile(1, (256, 256), (1120, 1680), (1120, 1680)).memory_advice()
+    assert "batch 1, 256x256 to 1120x1680" in advice
+    assert "smaller --max" in advice and "--tile HxW" in advice

@@ -14,9 +14,10 @@ def add_parser(subparsers) -> None:
         help="build a TensorRT engine from an exported ONNX model",
         description="Build a TensorRT engine (TensorRT 10.3+ or 11.x, on the GPU that will run it) from a "
         "model written by dpanet export or dpanet calibrate, with one optimization profile for left and "
-        "right. Precision comes from the file: fp32, fp16, or int8 Q/DQ. Writes the engine and a sidecar "
-        "OUTPUT.json (TensorRT version, GPU, the ONNX file's sha256 and metadata, plugin library, "
-        "precision, profile) and prints the equivalent trtexec command (docs/engines.md).",
+        "right. Precision comes from the file: fp32, fp16, or int8 Q/DQ (strongly typed on 10.x too). "
+        "Writes the engine and a sidecar OUTPUT.json (TensorRT version, GPU, the ONNX file's sha256 and "
+        "metadata, plugin library, precision, typing, profile) and prints the equivalent trtexec "
+        "command (docs/engines.md).",
     )
     p.add_argument("--onnx", required=True, type=Path, help="the exported .onnx model")
     p.add_argument("-o", "--output", required=True, type=Path, help="the engine to write (e.g. model.plan)")
@@ -37,7 +38,19 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--workspace", type=float, default=4.0, metavar="GiB", help="builder workspace (default: 4)"
     )
-    p.add_argument("--timing-cache", type=Path, metavar="FILE", help="timing cache to read and update")
+    p.add_argument(
+        "--timing-cache",
+        type=Path,
+        metavar="FILE",
+        help="timing cache to read and update (one from another GPU or TensorRT version is replaced)",
+    )
+    p.add_argument(
+        "--weakly-typed",
+        action="store_true",
+        help="TensorRT 10.x only: a weakly typed network with the FP16 (and INT8) builder flags, TensorRT "
+        "choosing each layer's precision; default: strongly typed, each layer in the file's types, as "
+        "on 11.x (NVIDIA's guidance for Q/DQ files; docs/engines.md)",
+    )
     p.set_defaults(run=run)
 
 
@@ -57,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         batch=args.batch,
         workspace_gib=args.workspace,
         timing_cache=args.timing_cache,
+        weakly_typed=args.weakly_typed,
     )
     sidecar = build(request)
     print(
