@@ -31,6 +31,7 @@ from dpanet.runtime.tensorrt_engine import (
     plugin_library,
     read_sidecar,
 )
+from dpanet.runtime.tensorrt_plugins import load_plugin_library
 
 
 class TensorRTBackend:
@@ -59,9 +60,7 @@ class TensorRTBackend:
         library = plugin_library(trt, library, self.info.flavor)
         self._runtime = trt.Runtime(self._logger)
         if library is not None:
-            registry = self._runtime.get_plugin_registry()
-            if registry.load_library(str(library)) is None:
-                raise DPANetError(f"{library}: TensorRT could not load the plugin library")
+            load_plugin_library(trt, library, self._errors)
         self._engine = self._runtime.deserialize_cuda_engine(plan.read_bytes())
         if self._engine is None:
             raise DPANetError(

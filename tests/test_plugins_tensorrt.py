@@ -20,13 +20,13 @@ import torch
 from dpanet.errors import DPANetError
 from dpanet.export.exporter import ExportOptions, export_checkpoint
 from dpanet.export.onnx_ops import DOMAIN, PLUGIN_ATTRIBUTES
+from dpanet.plugins.op_cases import CORRELATION_CASES, DCN_CASES, correlation_case, dcn_case
 from dpanet.runtime.tensorrt_engine import tensorrt_major
 from dpanet.training.checkpoint import load_checkpoint, save_checkpoint
 from dpanet.training.config import DPANetConfig
 from dpanet.training.ops import correlation, modulated_deform_conv2d
 
 from lively import lively_model
-from op_cases import CORRELATION_CASES, DCN_CASES, correlation_case, dcn_case
 
 pytestmark = [pytest.mark.tensorrt, pytest.mark.gpu]
 
