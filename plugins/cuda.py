@@ -164,7 +164,8 @@ def modulated_deform_conv2d(
     tensors = (x, offset, mask, weight) + ((bias,) if bias is not None else ())
     dtype = _dtype_code(tensors)
     out = torch.empty(x.shape[0], weight.shape[0], *offset.shape[2:], dtype=x.dtype, device=x.device)
-    workspace = torch.empty(deform_conv_workspace_bytes(weight.shape, dtype), dtype=torch.uint8, device=x.device)
+    workspace_bytes = deform_conv_workspace_bytes(weight.shape, dtype)
+    workspace = torch.empty(workspace_bytes, dtype=torch.uint8, device=x.device)
     described = [_described(t) for t in (x, offset, mask, weight)]
     deform_conv_into(
         *described,

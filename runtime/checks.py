@@ -126,7 +126,9 @@ def _find_pycuda():
     try:
         import pycuda.driver as cuda
     except ImportError as exc:
-        raise Skipped(f"pycuda is not installed ({exc}): no GPU checks (pip install pycuda on a GPU machine)") from None
+        raise Skipped(
+            f"pycuda is not installed ({exc}): no GPU checks (pip install pycuda on a GPU machine)"
+        ) from None
     try:
         cuda.init()
         count = cuda.Device.count()
@@ -188,7 +190,8 @@ def check_cpu_correlation() -> str:
 def check_cpu_deform_conv() -> str:
     from dpanet.runtime.kernel_checks import compare_cpu_deform_conv
 
-    return _comparisons("DCN", (compare_cpu_deform_conv(case) for case in DCN_CASES)) + " of the float64 reference"
+    comparisons = (compare_cpu_deform_conv(case) for case in DCN_CASES)
+    return _comparisons("DCN", comparisons) + " of the float64 reference"
 
 
 def cuda_library_path() -> Path:
@@ -197,7 +200,8 @@ def cuda_library_path() -> Path:
     try:
         return library_path("cuda")
     except LibraryNotBuilt as exc:
-        raise Failed(str(exc), "build the CUDA kernels: pip install -e . with nvcc on PATH (docs/plugins.md)") from None
+        fix = "build the CUDA kernels: pip install -e . with nvcc on PATH (docs/plugins.md)"
+        raise Failed(str(exc), fix) from None
 
 
 def check_cuda_architecture(machine: Machine) -> str:
@@ -207,7 +211,10 @@ def check_cuda_architecture(machine: Machine) -> str:
     library = cuda_library_path()
     cuobjdump = find_cuobjdump()
     if cuobjdump is None:
-        raise Skipped("cuobjdump (CUDA toolkit) not found; the kernel lines below fail with 'no kernel image' if it is missing")
+        raise Skipped(
+            "cuobjdump (CUDA toolkit) not found: the kernel lines below fail with 'no kernel image' "
+            "if the library lacks this GPU's architecture"
+        )
     cubins, ptx = library_architectures(library, cuobjdump)
     how = runs_on(cubins, ptx, capability)
     listed = ", ".join([f"sm_{a}" for a in cubins] + [f"compute_{a} PTX" for a in ptx])
@@ -294,7 +301,8 @@ def memory_verdict(free: int, device_memory: int, at: tuple[int, int]) -> str:
     if needed > free:
         h, w = largest_fitting(free, needed, DEFAULT_MAX)
         raise Failed(
-            f"the default profile ({default}) needs about {needed / gib:.2f} GiB, {free / gib:.2f} GiB is free",
+            f"the default profile ({default}) needs about {needed / gib:.2f} GiB, "
+            f"{free / gib:.2f} GiB is free",
             f"build the engine with --max {h}x{w} (or smaller) and deblur larger images with --tile {h}x{w}",
         )
     return f"the default profile ({default}) needs about {needed / gib:.2f} GiB of {free / gib:.2f} GiB free"
@@ -390,4 +398,5 @@ def run_all(models: list[Path], on_result: Callable[[Result], None] = lambda _: 
 
 def json_report(results: list[Result]) -> str:
     failed = sum(r.status == "FAIL" for r in results)
-    return json.dumps({"passed": failed == 0, "failed": failed, "checks": [asdict(r) for r in results]}, indent=2) + "\n"
+    report = {"passed": failed == 0, "failed": failed, "checks": [asdict(r) for r in results]}
+    return json.dumps(report, indent=2) + "\n"

@@ -55,7 +55,8 @@ def plugin_library_status(trt) -> str:
     registered = registered_creators(trt.get_plugin_registry())
     names = ", ".join(name for name, there in registered.items() if there)
     how = "loaded" if first else "already loaded in this process"
-    return f"{path.name} {how}; a second load is a no-op; creators {names} ({PLUGIN_NAMESPACE}, v{PLUGIN_VERSION})"
+    registered_as = f"namespace {PLUGIN_NAMESPACE}, version {PLUGIN_VERSION}"
+    return f"{path.name} {how}; a second load is a no-op; creators {names} ({registered_as})"
 
 
 def one_node_model(op_type: str, inputs, initializers, attributes: dict, precision: str) -> bytes:
@@ -164,8 +165,10 @@ def compare_deform_conv_engine(trt, case, precision: str, with_bias: bool = True
     )
     larger = {name: a.shape for name, a in zip(names, bigger[:3], strict=True)}
     got = run_one_node_engine(trt, model, feeds, larger, precision)
-    as_float = [a.astype(np.float32) for a in (x, offset, mask, weight, bias)]
-    expected = cpu.modulated_deform_conv2d(*as_float[:4], as_float[4] if with_bias else None, stride, padding, dilation)
+    x, offset, mask, weight, bias = (a.astype(np.float32) for a in (x, offset, mask, weight, bias))
+    expected = cpu.modulated_deform_conv2d(
+        x, offset, mask, weight, bias if with_bias else None, stride, padding, dilation
+    )
     atol, rtol = CUDA_TOLERANCES[precision]
     label = f"{deform_conv_label(case)}{'' if with_bias else ' no bias'} engine {precision}"
     return compare(label, got, expected, atol, rtol)
@@ -209,15 +212,16 @@ def check_model_engine(onnx_path: Path, folder: Path | None = None) -> ModelEngi
 
     with tempfile.TemporaryDirectory(dir=folder) as work:
         plan = Path(work) / "model.plan"
-        sidecar = build(BuildRequest(onnx=Path(onnx_path), output=plan, **MODEL_PROFILE), progress=lambda _: None)
-        engine = TensorRTBackend(plan)
+        request = BuildRequest(onnx=Path(onnx_path), output=plan, **MODEL_PROFILE)
+        sidecar = build(request, progress=lambda _: None)
+        backend = TensorRTBackend(plan)
         device_memory = engine_device_memory(plan)
         reference = OnnxRuntimeBackend(onnx_path)
         rng = np.random.default_rng(3)
         errors, psnrs = [], []
         for h, w in MODEL_SIZES:
             left, right = (rng.random((1, 3, h, w), dtype=np.float32) for _ in range(2))
-            got, expected = engine(left, right), reference(left, right)
+            got, expected = backend(left, right), reference(left, right)
             errors.append(float(np.abs(got - expected).max()))
             psnrs.append(psnr(got, expected))
     tolerance = TOLERANCES[sidecar.precision]

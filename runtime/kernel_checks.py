@@ -51,7 +51,8 @@ class Comparison:
 
 def compare(label: str, got: np.ndarray, expected: np.ndarray, atol: float, rtol: float = 0.0) -> Comparison:
     if got.shape != expected.shape:
-        return Comparison(f"{label} (shape {got.shape}, expected {expected.shape})", np.inf, np.inf, atol, rtol)
+        label = f"{label} (shape {got.shape}, expected {expected.shape})"
+        return Comparison(label, np.inf, np.inf, atol, rtol)
     got, expected = got.astype(np.float64), expected.astype(np.float64)
     error = np.abs(got - expected)
     excess = error - (atol + rtol * np.abs(expected))
@@ -70,8 +71,9 @@ def correlation_label(shape, d) -> str:
 
 
 def deform_conv_label(case) -> str:
-    n, c, h, w, o, k = case[:6]
-    return f"DCN {n}x{c}x{h}x{w} -> {o} channels, {k}x{k}, stride {case[6]}, padding {case[7]}, dilation {case[8]}"
+    n, c, h, w, o, k, stride, padding, dilation = case[:9]
+    geometry = f"stride {stride}, padding {padding}, dilation {dilation}"
+    return f"DCN {n}x{c}x{h}x{w} -> {o} channels, {k}x{k}, {geometry}"
 
 
 def compare_cpu_correlation(shape, d) -> Comparison:

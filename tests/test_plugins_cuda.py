@@ -70,6 +70,4 @@ def test_launchers_reject_bad_shapes_before_touching_memory():
         )
     shapes = ((1, 3, 5, 5), (1, 16, 5, 5), (1, 9, 5, 5), (2, 3, 3, 3))
     with pytest.raises(ValueError, match="offset has shape"):
-        cuda.deform_conv_into(
-            *(cuda.DeviceTensor(0, s) for s in shapes), None, 1, 1, 1, cuda.FLOAT32, 0, 0
-        )
+        cuda.deform_conv_into(*(cuda.DeviceTensor(0, s) for s in shapes), None, 1, 1, 1, cuda.FLOAT32, 0, 0)
