@@ -42,14 +42,12 @@ MODEL_SIZES = ((40, 72), (96, 128), (32, 32))  # off the opt shape, the max, the
 def plugin_library_status(trt) -> str:
     """Loads our plugin library for this TensorRT major twice (the second must be a no-op) and
     says which; raises :class:`DPANetError` if it is missing, does not load or lacks a creator."""
-    from dpanet.runtime.tensorrt_engine import make_logger, plugin_library
+    from dpanet.runtime.tensorrt_engine import plugin_library
     from dpanet.runtime.tensorrt_plugins import load_plugin_library, registered_creators
 
-    errors: list[str] = []
-    trt.init_libnvinfer_plugins(make_logger(trt, errors), "")
     path = plugin_library(trt, None, "plugin")
-    first = load_plugin_library(trt, path, errors)
-    again = load_plugin_library(trt, path, errors)
+    first = load_plugin_library(trt, path)
+    again = load_plugin_library(trt, path)
     if again:
         raise DPANetError(f"{path}: loaded a second time: the registry did not report its creators")
     registered = registered_creators(trt.get_plugin_registry())
@@ -119,7 +117,7 @@ def run_one_node_engine(trt, model: bytes, feeds: dict[str, np.ndarray], larger:
             context.set_tensor_address(name, device.upload(array).ptr)
         out = device.empty(tuple(context.get_tensor_shape("out")))
         context.set_tensor_address("out", out.ptr)
-        if not context.execute_async_v3(0):
+        if not context.execute_async_v3(device.stream()):
             raise DPANetError(f"TensorRT could not run the engine ({last_error(errors)})")
         return device.download(out)
 

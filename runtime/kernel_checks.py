@@ -157,7 +157,7 @@ class DeviceArrays:
         self.dtype = NUMPY_TYPES[precision]
         self.code = {"fp32": kernels.FLOAT32, "fp16": kernels.FLOAT16}[precision]
         self._allocations = []
-        self._shapes = {}
+        self._streams = []
 
     def __enter__(self) -> DeviceArrays:
         return self
@@ -166,6 +166,11 @@ class DeviceArrays:
         self._cuda.Context.synchronize()
         for allocation in self._allocations:
             allocation.free()
+
+    def stream(self) -> int:
+        """A new CUDA stream's handle (TensorRT warns about the default stream), alive until exit."""
+        self._streams.append(self._cuda.Stream())
+        return self._streams[-1].handle
 
     def allocate(self, nbytes: int) -> int:
         allocation = self._cuda.mem_alloc(max(int(nbytes), 1))

@@ -73,5 +73,7 @@ def test_a_failed_load_names_tensorrts_last_error():
 
 def test_a_library_without_our_creators_is_refused():
     registry = ContractRegistry(library=("SomethingElse",))
-    with pytest.raises(DPANetError, match="registers no DPANetCorrelation, DPANetModulatedDeformConv2d creator"):
+    with pytest.raises(
+        DPANetError, match="registers no DPANetCorrelation, DPANetModulatedDeformConv2d creator"
+    ):
         load_plugin_library(_trt(registry), "other.so")
