@@ -227,14 +227,27 @@ def check_cuda_architecture(machine: Machine) -> str:
     return f"{library.name} holds {listed}: runs as {how}"
 
 
+def _launched(label: str, comparisons) -> str:
+    """:func:`_comparisons` of CUDA kernel runs; a launch that finds no code for this GPU is the
+    architecture's FAIL with its fix."""
+    try:
+        return _comparisons(label, comparisons) + " of the CPU kernel"
+    except ValueError as exc:
+        if "no kernel image" not in str(exc):
+            raise
+        raise Failed(
+            f"{exc}: libdpanet_cuda.so was built without this GPU's architecture",
+            "reinstall with CMAKE_ARGS=-DCMAKE_CUDA_ARCHITECTURES=native pip install -e . (docs/plugins.md)",
+        ) from None
+
+
 def check_cuda_correlation(machine: Machine) -> str:
     from dpanet.runtime.kernel_checks import compare_cuda_correlation
 
     machine.gpu()
     cuda_library_path()
     cases = [(shape, d, p) for p in ("fp32", "fp16") for shape, d in CORRELATION_CASES]
-    comparisons = (compare_cuda_correlation(shape, d, p) for shape, d, p in cases)
-    return _comparisons("correlation fp32 and fp16", comparisons) + " of the CPU kernel"
+    return _launched("correlation fp32 and fp16", (compare_cuda_correlation(*case) for case in cases))
 
 
 def check_cuda_deform_conv(machine: Machine) -> str:
@@ -243,8 +256,7 @@ def check_cuda_deform_conv(machine: Machine) -> str:
     machine.gpu()
     cuda_library_path()
     cases = [(case, p) for p in ("fp32", "fp16") for case in DCN_CASES]
-    comparisons = (compare_cuda_deform_conv(case, p) for case, p in cases)
-    return _comparisons("DCN fp32 and fp16", comparisons) + " of the CPU kernel"
+    return _launched("DCN fp32 and fp16", (compare_cuda_deform_conv(*case) for case in cases))
 
 
 def check_plugin_library(machine: Machine) -> str:

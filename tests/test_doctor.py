@@ -213,3 +213,17 @@ def test_jetson_release():
         jetson_release("# R35 (release), REVISION: 5.0, GCID: 1, BOARD: t186ref\n")
     with pytest.raises(Failed, match="unrecognised"):
         jetson_release("garbage")
+
+
+def test_a_kernel_without_code_for_this_gpu_is_the_architecture_fail():
+    def launches(message):
+        raise ValueError(message)
+        yield
+
+    no_image = "correlation kernel: no kernel image is available for execution on the device"
+    with pytest.raises(Failed) as failed:
+        checks._launched("correlation", launches(no_image))
+    assert "built without this GPU's architecture" in failed.value.reason
+    assert "CMAKE_CUDA_ARCHITECTURES" in failed.value.fix
+    with pytest.raises(ValueError, match="differ in shape"):
+        checks._launched("correlation", launches("first and second differ in shape"))
