@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dpanet.errors import DPANetError
+from dpanet.plugins._library import LibraryNotBuilt
 from dpanet.plugins.op_cases import CORRELATION_CASES, DCN_CASES
 
 STATUSES = ("ok", "FAIL", "skipped")
@@ -63,6 +64,9 @@ def run_check(name: str, check: Callable[[], str]) -> Result:
         return Result(name, "skipped", str(exc))
     except Failed as exc:
         return Result(name, "FAIL", exc.reason, exc.fix)
+    except LibraryNotBuilt as exc:  # its message is "<what> (looked in ...). <how to build it>"
+        reason, _, fix = str(exc).partition(". ")
+        return Result(name, "FAIL", reason, fix)
     except DPANetError as exc:
         return Result(name, "FAIL", str(exc), REPORT_FIX)
     except Exception as exc:  # a check must not end the report: anything unexpected is its FAIL line
@@ -207,17 +211,26 @@ def cuda_library_path() -> Path:
 def check_cuda_architecture(machine: Machine) -> str:
     from dpanet.runtime.kernel_checks import find_cuobjdump, library_architectures, runs_on
 
-    _, capability = machine.gpu()
-    library = cuda_library_path()
+    try:
+        library = cuda_library_path()
+    except Failed:
+        machine.gpu()  # without a GPU, a library not built is no failure
+        raise
     cuobjdump = find_cuobjdump()
+    listed = None
+    if cuobjdump is not None:
+        cubins, ptx = library_architectures(library, cuobjdump)
+        listed = ", ".join([f"sm_{a}" for a in cubins] + [f"compute_{a} PTX" for a in ptx])
+    try:
+        _, capability = machine.gpu()
+    except Skipped as exc:
+        raise Skipped(f"{exc}; {library.name} holds {listed}" if listed else str(exc)) from None
     if cuobjdump is None:
         raise Skipped(
             "cuobjdump (CUDA toolkit) not found: the kernel lines below fail with 'no kernel image' "
             "if the library lacks this GPU's architecture"
         )
-    cubins, ptx = library_architectures(library, cuobjdump)
     how = runs_on(cubins, ptx, capability)
-    listed = ", ".join([f"sm_{a}" for a in cubins] + [f"compute_{a} PTX" for a in ptx])
     if how is None:
         sm = capability.replace(".", "")
         raise Failed(

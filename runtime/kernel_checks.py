@@ -13,6 +13,7 @@ Each ``compare_*`` returns a :class:`Comparison`; tests assert ``comparison.pass
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import shutil
@@ -203,13 +204,16 @@ _ARCH = re.compile(r"\bsm_(\d+)[a-z]?\.(cubin|ptx)\b")
 
 
 def find_cuobjdump() -> str | None:
-    """``cuobjdump`` (CUDA toolkit): on PATH, under $CUDA_HOME/bin, or /usr/local/cuda/bin (JetPack)."""
+    """``cuobjdump`` (CUDA toolkit): on PATH, under $CUDA_HOME/bin, /usr/local/cuda/bin (JetPack),
+    or from NVIDIA's pip package (nvidia-cuda-cuobjdump: ``nvidia/<cu13 or cuda_cuobjdump>/bin``)."""
     found = shutil.which("cuobjdump")
     if found:
         return found
-    bins = ([Path(os.environ["CUDA_HOME"]) / "bin"] if os.environ.get("CUDA_HOME") else []) + list(
-        CUDA_TOOLKIT_BINS
-    )
+    bins = [Path(os.environ["CUDA_HOME"]) / "bin"] if os.environ.get("CUDA_HOME") else []
+    bins += list(CUDA_TOOLKIT_BINS)
+    spec = importlib.util.find_spec("nvidia")
+    for root in (spec.submodule_search_locations or []) if spec else []:
+        bins += sorted(p.parent for p in Path(root).glob("*/bin/cuobjdump"))
     return next((str(b / "cuobjdump") for b in bins if (b / "cuobjdump").is_file()), None)
 
 

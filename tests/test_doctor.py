@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 
@@ -111,6 +112,25 @@ def test_a_failing_check_is_a_fail_line_with_its_fix_and_exit_1(monkeypatch, cap
     out = capsys.readouterr().out.splitlines()
     assert "FAIL    cpu correlation: correlation off by 0.5; fix: reinstall" in out
     assert any(line.startswith("ok      cpu deform_conv: ") for line in out)  # the others still run
+
+
+def test_kernels_that_were_not_built_fail_with_how_to_build_them(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "dpanet", "doctor", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "DPANET_PLUGINS_LIB_DIR": str(tmp_path)},
+    )
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert report["passed"] is False
+    failed = {c["name"]: c for c in report["checks"] if c["status"] == "FAIL"}
+    assert {"cpu correlation", "cpu deform_conv"} <= set(failed)
+    if not HAS_GPU_STACK:  # without a GPU, the CUDA library not being there is no failure
+        assert report["failed"] == 2 == len(failed)
+    assert failed["cpu correlation"]["detail"] == f"libdpanet_cpu.so was not built (looked in {tmp_path})"
+    assert failed["cpu correlation"]["fix"].startswith("Reinstall with `pip install -e .`")
 
 
 def test_an_unexpected_error_is_a_fail_line_not_a_traceback():
