@@ -219,7 +219,9 @@ def check_model_engine(onnx_path: Path, folder: Path | None = None) -> ModelEngi
         errors, psnrs = [], []
         for h, w in MODEL_SIZES:
             left, right = (rng.random((1, 3, h, w), dtype=np.float32) for _ in range(2))
-            got, expected = backend(left, right), reference(left, right)
+            got, expected = (
+                np.asarray(out, np.float32) for out in (backend(left, right), reference(left, right))
+            )
             errors.append(float(np.abs(got - expected).max()))
             psnrs.append(psnr(got, expected))
     tolerance = TOLERANCES[sidecar.precision]

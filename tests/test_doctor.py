@@ -247,3 +247,14 @@ def test_a_kernel_without_code_for_this_gpu_is_the_architecture_fail():
     assert "CMAKE_CUDA_ARCHITECTURES" in failed.value.fix
     with pytest.raises(ValueError, match="differ in shape"):
         checks._launched("correlation", launches("first and second differ in shape"))
+
+
+def test_a_model_engine_passes_only_within_both_parity_tolerances():
+    from dpanet.runtime.engine_checks import ModelEngineResult
+    from dpanet.runtime.parity import TOLERANCES
+
+    fp16 = TOLERANCES["fp16"]
+    result = ModelEngineResult("fp16", "plugin", 0.01, 50.0, fp16.atol, fp16.min_psnr, 1 << 20, (96, 128))
+    assert result.passed and "within the parity tolerance (atol 0.02, 45 dB)" in result.describe()
+    assert not ModelEngineResult("fp16", "plugin", 0.01, 44.9, fp16.atol, fp16.min_psnr, 1, (96, 128)).passed
+    assert not ModelEngineResult("fp16", "plugin", 0.03, 60.0, fp16.atol, fp16.min_psnr, 1, (96, 128)).passed
