@@ -362,8 +362,12 @@ class ModelChecks:
         return result.describe()
 
     def memory(self) -> str:
+        from dpanet.runtime.cuda_context import primary_context
+
         result = self._run()
-        free, _ = self.machine.pycuda().mem_get_info()
+        cuda = self.machine.pycuda()
+        with primary_context(cuda).active():
+            free, _ = cuda.mem_get_info()
         return memory_verdict(free, result.device_memory, result.profile_max)
 
 

@@ -86,32 +86,33 @@ def one_node_model(op_type: str, inputs, initializers, attributes: dict, precisi
 
 
 def run_one_node_engine(trt, model: bytes, feeds: dict[str, np.ndarray], larger: dict, precision: str):
-    """Builds ``model`` with a profile from the feeds' shapes to ``larger`` (opt = max) and runs it
-    at the feeds; the output as numpy."""
-    from dpanet.runtime.tensorrt_engine import last_error, make_logger, tensorrt_major
+    """Builds ``model`` strongly typed (as ``dpanet build-engine`` does by default) with a profile
+    from the feeds' shapes to ``larger`` (opt = max) and runs it at the feeds, all in the primary
+    context; the output as numpy."""
+    from dpanet.runtime.tensorrt_engine import last_error, make_logger, network_flags_trt10, tensorrt_major
 
     errors: list[str] = []
     logger = make_logger(trt, errors)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(model):
-        raise DPANetError(f"the ONNX parser refused the node: {parser.get_error(0)}")
-    config = builder.create_builder_config()
-    profile = builder.create_optimization_profile()
-    for name, array in feeds.items():
-        profile.set_shape(name, array.shape, larger[name], larger[name])
-    config.add_optimization_profile(profile)
-    if precision == "fp16" and tensorrt_major(trt.__version__) == 10:
-        _allow_fp16_trt10(trt, config)
-    plan = builder.build_serialized_network(network, config)
-    if plan is None:
-        raise DPANetError(f"TensorRT could not build the engine ({last_error(errors)})")
-    engine = trt.Runtime(logger).deserialize_cuda_engine(plan)
-    context = engine.create_execution_context()
-    if context is None:
-        raise DPANetError(f"TensorRT could not create an execution context ({last_error(errors)})")
     with DeviceArrays(precision) as device:
+        builder = trt.Builder(logger)
+        network = builder.create_network(
+            network_flags_trt10(trt, True) if tensorrt_major(trt.__version__) == 10 else 0
+        )
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse(model):
+            raise DPANetError(f"the ONNX parser refused the node: {parser.get_error(0)}")
+        config = builder.create_builder_config()
+        profile = builder.create_optimization_profile()
+        for name, array in feeds.items():
+            profile.set_shape(name, array.shape, larger[name], larger[name])
+        config.add_optimization_profile(profile)
+        plan = builder.build_serialized_network(network, config)
+        if plan is None:
+            raise DPANetError(f"TensorRT could not build the engine ({last_error(errors)})")
+        engine = trt.Runtime(logger).deserialize_cuda_engine(plan)
+        context = engine.create_execution_context()
+        if context is None:
+            raise DPANetError(f"TensorRT could not create an execution context ({last_error(errors)})")
         for name, array in feeds.items():
             context.set_input_shape(name, array.shape)
             context.set_tensor_address(name, device.upload(array).ptr)
@@ -119,11 +120,9 @@ def run_one_node_engine(trt, model: bytes, feeds: dict[str, np.ndarray], larger:
         context.set_tensor_address("out", out.ptr)
         if not context.execute_async_v3(device.stream()):
             raise DPANetError(f"TensorRT could not run the engine ({last_error(errors)})")
-        return device.download(out)
-
-
-def _allow_fp16_trt10(trt, config) -> None:
-    config.set_flag(trt.BuilderFlag.FP16)
+        result = device.download(out)
+        del context, engine  # TensorRT's objects go with the context current, before the buffers
+    return result
 
 
 def _grown(shape, by: int = GROWN_BY) -> tuple[int, ...]:

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,8 +148,9 @@ def compare_cuda_deform_conv(
 
 
 class DeviceArrays:
-    """Device copies of numpy arrays of one precision through pycuda, freed on exit; waits for the
-    device before every download and on exit."""
+    """Device copies of numpy arrays of one precision through pycuda, in device 0's primary context
+    (the one TensorRT and the backend work in: :mod:`dpanet.runtime.cuda_context`), current from
+    entry to exit; freed on exit. Waits for the device before every download and on exit."""
 
     def __init__(self, precision: str) -> None:
         from dpanet.plugins import cuda as kernels
@@ -159,14 +161,20 @@ class DeviceArrays:
         self.code = {"fp32": kernels.FLOAT32, "fp16": kernels.FLOAT16}[precision]
         self._allocations = []
         self._streams = []
+        self._active = ExitStack()
 
     def __enter__(self) -> DeviceArrays:
+        from dpanet.runtime.cuda_context import primary_context
+
+        self._active.enter_context(primary_context(self._cuda).active())
         return self
 
     def __exit__(self, *exc) -> None:
-        self._cuda.Context.synchronize()
-        for allocation in self._allocations:
-            allocation.free()
+        with self._active:  # pops the context after the device objects are gone
+            self._cuda.Context.synchronize()
+            for allocation in self._allocations:
+                allocation.free()
+            self._streams.clear()
 
     def stream(self) -> int:
         """A new CUDA stream's handle (TensorRT warns about the default stream), alive until exit."""
