@@ -21,11 +21,9 @@ import torch
 from onnx import defs
 from onnxscript import opset19 as op
 
-DOMAIN = "ai.onnx.contrib"
-PLUGIN_VERSION = "1"
-PLUGIN_NAMESPACE = "dpanet"
-CORRELATION = "DPANetCorrelation"
-DEFORM_CONV = "DPANetModulatedDeformConv2d"
+from dpanet.contract import CORRELATION, DEFORM_CONV, PLUGIN_NAMESPACE, PLUGIN_VERSION
+from dpanet.contract import PLUGIN_DOMAIN as DOMAIN
+
 PLUGIN_ATTRIBUTES = {
     CORRELATION: ("max_displacement",),
     DEFORM_CONV: ("stride_y", "stride_x", "padding_y", "padding_x", "dilation_y", "dilation_x"),

@@ -19,11 +19,10 @@ from dataclasses import dataclass
 import onnx
 from onnx import TensorProto, numpy_helper
 
+from dpanet.contract import PLUGIN_NAMESPACE, PLUGIN_VERSION, PLUGINS
+
 # our plugin creators (docs/ops.md): name -> (namespace, version)
-DPANET_PLUGINS = {
-    "DPANetCorrelation": ("dpanet", "1"),
-    "DPANetModulatedDeformConv2d": ("dpanet", "1"),
-}
+DPANET_PLUGINS = dict.fromkeys(PLUGINS, (PLUGIN_NAMESPACE, PLUGIN_VERSION))
 TYPE_NAMES = {
     TensorProto.FLOAT: "FP32",
     TensorProto.FLOAT16: "FP16",

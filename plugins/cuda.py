@@ -1,19 +1,31 @@
-"""The CUDA kernels' C launchers on torch CUDA tensors (for tests and ``dpanet bench ops``).
+"""The CUDA kernels' C launchers: on device pointers (torch-free, for ``dpanet doctor`` through
+pycuda) and on torch CUDA tensors (the tests and ``dpanet bench ops``).
 
-The launchers take device pointers and a stream; this wrapper allocates the output with torch and
-enqueues on torch's current stream. Semantics: docs/ops.md. float32 and float16 tensors.
+The launchers take device pointers and a stream: :func:`correlation_into` and
+:func:`deform_conv_into` call them on :class:`DeviceTensor` descriptions; :func:`correlation` and
+:func:`modulated_deform_conv2d` allocate the output with torch and enqueue on torch's current
+stream. Semantics: docs/ops.md. float32 and float16 tensors.
 """
 
 from __future__ import annotations
 
 import ctypes
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 
 from dpanet.plugins._library import library_path
 from dpanet.plugins.cpu import ERROR_SIZE, attrs_array, shape_array
 
-_FLOAT32, _FLOAT16 = 0, 1
+FLOAT32, FLOAT16 = 0, 1  # the launchers' dtype codes (include/dpanet/cuda_ops.h)
+
+
+@dataclass(frozen=True)
+class DeviceTensor:
+    """A contiguous NCHW tensor in device memory, for the launchers: its address and shape."""
+
+    ptr: int
+    shape: tuple[int, ...]
 
 
 @cache
@@ -40,10 +52,70 @@ def _lib() -> ctypes.CDLL:
     return lib
 
 
+def _call(fn, *args, stream: int | None) -> None:
+    error = ctypes.create_string_buffer(ERROR_SIZE)
+    if fn(*args, stream, error, ERROR_SIZE) != 0:
+        raise ValueError(error.value.decode())
+
+
+def correlation_into(
+    first: DeviceTensor, second: DeviceTensor, max_displacement: int, dtype: int, out: int, stream=None
+) -> None:
+    """Enqueue the cost volume of ``first`` and ``second`` into ``out`` (N x (2d+1)^2 x H x W of
+    ``dtype``) on ``stream`` (a CUDA stream handle; None: the default stream)."""
+    _call(
+        _lib().dpanet_correlation_cuda,
+        first.ptr,
+        shape_array(first.shape),
+        second.ptr,
+        shape_array(second.shape),
+        int(max_displacement),
+        dtype,
+        out,
+        stream=stream,
+    )
+
+
+def deform_conv_workspace_bytes(weight_shape: Sequence[int], dtype: int) -> int:
+    """Device workspace :func:`deform_conv_into` needs for this weight shape."""
+    return _lib().dpanet_deform_conv_cuda_workspace_size(shape_array(weight_shape), dtype)
+
+
+def deform_conv_into(
+    x: DeviceTensor,
+    offset: DeviceTensor,
+    mask: DeviceTensor,
+    weight: DeviceTensor,
+    bias: DeviceTensor | None,
+    stride: int | Sequence[int],
+    padding: int | Sequence[int],
+    dilation: int | Sequence[int],
+    dtype: int,
+    out: int,
+    workspace: int,
+    stream=None,
+) -> None:
+    """Enqueue DCNv2 into ``out`` (N x O x offset's H x W) with ``workspace`` of
+    :func:`deform_conv_workspace_bytes` on ``stream``."""
+    args = [v for t in (x, offset, mask, weight) for v in (t.ptr, shape_array(t.shape))]
+    _call(
+        _lib().dpanet_deform_conv_cuda,
+        *args,
+        bias.ptr if bias is not None else None,
+        bias.shape[0] if bias is not None else -1,
+        attrs_array(stride, padding, dilation),
+        dtype,
+        out,
+        workspace,
+        deform_conv_workspace_bytes(weight.shape, dtype),
+        stream=stream,
+    )
+
+
 def _dtype_code(tensors) -> int:
     import torch
 
-    codes = {torch.float32: _FLOAT32, torch.float16: _FLOAT16}
+    codes = {torch.float32: FLOAT32, torch.float16: FLOAT16}
     dtypes = {t.dtype for t in tensors}
     if len(dtypes) != 1 or next(iter(dtypes)) not in codes:
         got = sorted(map(str, dtypes))
@@ -54,13 +126,14 @@ def _dtype_code(tensors) -> int:
     return codes[next(iter(dtypes))]
 
 
-def _call(fn, *args) -> None:
+def _described(t) -> DeviceTensor:
+    return DeviceTensor(t.data_ptr(), tuple(t.shape))
+
+
+def _torch_stream() -> int:
     import torch
 
-    error = ctypes.create_string_buffer(ERROR_SIZE)
-    stream = torch.cuda.current_stream().cuda_stream
-    if fn(*args, stream, error, ERROR_SIZE) != 0:
-        raise ValueError(error.value.decode())
+    return torch.cuda.current_stream().cuda_stream
 
 
 def correlation(first, second, max_displacement: int):
@@ -71,16 +144,7 @@ def correlation(first, second, max_displacement: int):
     d = int(max_displacement)
     n, _, h, w = first.shape
     out = torch.empty(n, (2 * d + 1) ** 2, h, w, dtype=first.dtype, device=first.device)
-    _call(
-        _lib().dpanet_correlation_cuda,
-        first.data_ptr(),
-        shape_array(first.shape),
-        second.data_ptr(),
-        shape_array(second.shape),
-        d,
-        dtype,
-        out.data_ptr(),
-    )
+    correlation_into(_described(first), _described(second), d, dtype, out.data_ptr(), _torch_stream())
     return out
 
 
@@ -100,19 +164,18 @@ def modulated_deform_conv2d(
     tensors = (x, offset, mask, weight) + ((bias,) if bias is not None else ())
     dtype = _dtype_code(tensors)
     out = torch.empty(x.shape[0], weight.shape[0], *offset.shape[2:], dtype=x.dtype, device=x.device)
-    lib = _lib()
-    workspace_size = lib.dpanet_deform_conv_cuda_workspace_size(shape_array(weight.shape), dtype)
-    workspace = torch.empty(workspace_size, dtype=torch.uint8, device=x.device)
-    args = [v for t in (x, offset, mask, weight) for v in (t.data_ptr(), shape_array(t.shape))]
-    _call(
-        lib.dpanet_deform_conv_cuda,
-        *args,
-        bias.data_ptr() if bias is not None else None,
-        bias.shape[0] if bias is not None else -1,
-        attrs_array(stride, padding, dilation),
+    workspace_bytes = deform_conv_workspace_bytes(weight.shape, dtype)
+    workspace = torch.empty(workspace_bytes, dtype=torch.uint8, device=x.device)
+    described = [_described(t) for t in (x, offset, mask, weight)]
+    deform_conv_into(
+        *described,
+        _described(bias) if bias is not None else None,
+        stride,
+        padding,
+        dilation,
         dtype,
         out.data_ptr(),
         workspace.data_ptr(),
-        workspace_size,
+        _torch_stream(),
     )
     return out

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import onnxruntime as ort
 
-CORRELATION = "DPANetCorrelation"
-DEFORM_CONV = "DPANetModulatedDeformConv2d"
+from dpanet.contract import CORRELATION, DEFORM_CONV
+
 _registered = False
 
 

@@ -38,6 +38,7 @@ from dpanet.runtime.tensorrt_engine import (
     read_sidecar,
     tensorrt_failure,
 )
+from dpanet.runtime.tensorrt_plugins import load_plugin_library
 
 # the backend's device objects, in the order they are released: TensorRT's execution context before
 # its engine and runtime, then the buffers the context pointed into, then the stream
@@ -89,9 +90,7 @@ class TensorRTBackend:
         with self._cuda_context.active():
             self._runtime = trt.Runtime(self._logger)
             if library is not None:
-                registry = self._runtime.get_plugin_registry()
-                if registry.load_library(str(library)) is None:
-                    raise DPANetError(f"{library}: TensorRT could not load the plugin library")
+                load_plugin_library(trt, library, self._errors)
             self._engine = self._runtime.deserialize_cuda_engine(plan.read_bytes())
             if self._engine is None:
                 raise tensorrt_failure(

@@ -21,6 +21,7 @@ from pathlib import Path
 from dpanet.errors import DPANetError
 from dpanet.files import atomic_write, check_not_input, check_writable_folder, write_text_atomic
 from dpanet.runtime.model_info import INPUT_NAMES, METADATA_PREFIX, model_info_from_metadata
+from dpanet.runtime.tensorrt_plugins import load_plugin_library
 
 SUPPORTED_MAJORS = (10, 11)
 INSTALL_HINT = (
@@ -430,9 +431,7 @@ def build(request: BuildRequest, progress=None) -> Sidecar:
     builder = trt.Builder(logger)
     trt.init_libnvinfer_plugins(logger, "")
     if plugins is not None:
-        registry = builder.get_plugin_registry()
-        if registry.load_library(str(plugins)) is None:
-            raise DPANetError(f"{plugins}: TensorRT could not load the plugin library ({last_error(errors)})")
+        load_plugin_library(trt, plugins, errors)
     # explicit batch on 10.x (its only mode); always strongly typed on 11.x
     network = builder.create_network(network_flags_trt10(trt, strong) if major == 10 else 0)
     parser = trt.OnnxParser(network, logger)

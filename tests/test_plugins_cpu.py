@@ -10,10 +10,9 @@ import pytest
 import torch
 
 from dpanet.plugins import cpu
+from dpanet.plugins.op_cases import CORRELATION_CASES, DCN_CASES, correlation_case, dcn_case, uniform
+from dpanet.plugins.reference_ops import correlation_reference, deform_conv_reference
 from dpanet.training.ops import correlation, modulated_deform_conv2d
-
-from op_cases import CORRELATION_CASES, DCN_CASES, correlation_case, dcn_case, uniform
-from reference_ops import correlation_reference, deform_conv_reference
 
 F32_TOL = 1e-5
 

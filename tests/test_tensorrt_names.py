@@ -32,6 +32,8 @@ VERSIONS = {"10": "10.3", "11": "11.1"}
 MODULES = [
     REPO / "runtime" / "tensorrt_engine.py",
     REPO / "runtime" / "tensorrt_backend.py",
+    REPO / "runtime" / "tensorrt_plugins.py",
+    REPO / "runtime" / "engine_checks.py",
     REPO / "tests" / "test_plugins_tensorrt.py",
 ]
 # variable names that hold TensorRT objects, and their Python class

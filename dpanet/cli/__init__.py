@@ -29,6 +29,7 @@ COMMANDS = [
     "prepare_patches",
     "parity",
     "calibrate",
+    "doctor",
 ]
 
 

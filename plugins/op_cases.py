@@ -1,4 +1,5 @@
-"""Awkward shapes for the ops, shared by every backend's tests (float32 numpy arrays)."""
+"""Awkward shapes for the ops (float32 numpy arrays), shared by every backend's tests and by the
+kernel checks of ``dpanet doctor`` (dpanet.runtime.kernel_checks)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Slow, obviously-correct float64 references for the ops in docs/ops.md (loops over numpy)."""
+"""Slow, obviously-correct float64 references for the ops in docs/ops.md (loops over numpy; torch-free).
+
+The tests check every kernel against them, and ``dpanet doctor`` checks the installed CPU kernels."""
 
 from __future__ import annotations
 
