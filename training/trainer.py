@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from dpanet.errors import DPANetError
+from dpanet.extras import pip_command
 from dpanet.files import write_text_atomic
 from dpanet.training import distributed
 from dpanet.training.checkpoint import atomic_torch_save, load_checkpoint, load_weights_only, save_checkpoint
@@ -280,7 +281,7 @@ class Trainer:
         except ImportError as exc:
             raise ConfigError(
                 "[output] tensorboard = true needs the tensorboard package "
-                "(pip install 'dpanet[train]', or set tensorboard = false)"
+                f"({pip_command('train')}, or set tensorboard = false)"
             ) from exc
         return SummaryWriter(str(self.out / "tensorboard"))
 
