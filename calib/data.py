@@ -70,7 +70,7 @@ def load_calibration_set(
         h, w = images["left"].shape[:2]
         if h < size[0] or w < size[1]:
             raise DPANetError(
-                f"{files.left}: {w} x {h} is smaller than the calibration crop {size[1]} x {size[0]} (--size)"
+                f"{files.left}: {h}x{w} is smaller than the calibration crop {size[0]}x{size[1]} (--size)"
             )
         cropped = {role: _centre(image, size) for role, image in images.items()}
         target = to_network(cropped["target"], channel_order) if files.target is not None else None

@@ -100,7 +100,7 @@ def run_export_benchmark(
                 rng.random((1, loaded.config.in_channels, h, w), dtype=np.float32) for _ in range(2)
             )
             for name, runner in runners.items():
-                log(f"timing {name} at {h} x {w} ...")
+                log(f"timing {name} at {h}x{w} ...")
                 results[name, (h, w)] = _median_seconds(lambda b=runner, x=left, y=right: b(x, y), repeats)
     first = next(iter(runners))
     header = f"{'backend':<24}" + "".join(f"{f'{h}x{w} s':>14}{'ratio':>10}" for h, w in sizes)

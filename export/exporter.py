@@ -60,7 +60,7 @@ class ExportOptions:
         if not self.dynamic and (
             self.height <= 0 or self.width <= 0 or self.height % SIZE_MULTIPLE or self.width % SIZE_MULTIPLE
         ):
-            size = f"{self.height} x {self.width}"
+            size = f"{self.height}x{self.width}"
             raise DPANetError(f"size {size}: height and width must be positive multiples of {SIZE_MULTIPLE}")
 
 

@@ -329,7 +329,7 @@ def run_ops_benchmark(scale: float = 1.0, repeats: int = 3, threads: int = 0) ->
             gpu = f", GPU {torch.cuda.get_device_name()}"
         except LibraryNotBuilt as exc:
             skipped = str(exc)
-    size = f"{round(FRAME_W * scale)} x {round(FRAME_H * scale)} (scale {scale} of 1680 x 1120)"
+    size = f"{round(FRAME_H * scale)}x{round(FRAME_W * scale)} (scale {scale} of 1120x1680)"
     notes = [
         "peer/ours: the peer's time over ours (above 1: ours is faster). DCN 3x3, stride 1, padding 1, "
         "random offsets in [-3, 3]; correlation d = 4 at the levels where DPANet computes cost volumes.",

@@ -176,8 +176,8 @@ def check_reference(results: RunResults, inputs: list[dict], path: Path) -> None
         theirs, ours = tuple(iteration[OUTPUT_NAME].shape), feed[INPUT_NAMES[0]].shape
         if theirs != tuple(ours):
             raise DPANetError(
-                f"{path}: pair {i + 1} is {theirs[3]} x {theirs[2]} (padded) in the reference, "
-                f"{ours[3]} x {ours[2]} here"
+                f"{path}: pair {i + 1} is {theirs[2]}x{theirs[3]} (padded) in the reference, "
+                f"{ours[2]}x{ours[3]} here"
             )
 
 

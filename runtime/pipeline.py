@@ -32,7 +32,7 @@ def check_pair(left: Image, right: Image) -> None:
     rname = right.path or "right view"
     if left.size != right.size:
         (lh, lw), (rh, rw) = left.size, right.size
-        raise DPANetError(f"{rname}: size {rw} x {rh} differs from {lname} ({lw} x {lh})")
+        raise DPANetError(f"{rname}: size {rh}x{rw} differs from {lname} ({lh}x{lw})")
     if left.channels != right.channels:
         raise DPANetError(f"{rname}: {right.channels} channel(s) but {lname} has {left.channels}")
     if left.bit_depth != right.bit_depth:
@@ -82,27 +82,27 @@ def plan_tiling(
     fixed = getattr(backend, "fixed_size", None)
     limit = getattr(backend, "max_size", None)
     if tile is None and overlap is not None and fixed is None and limit is None:
-        raise DPANetError(f"overlap {overlap}: only applies with a tile size")
+        raise DPANetError(f"--overlap {overlap}: only applies with a tile size")
     h, w = size
     if fixed is not None:
         fixed = tuple(fixed)
         if tile is not None and tuple(tile) != fixed:
             raise DPANetError(
-                f"tile {tile[0]}x{tile[1]}: the model has a static size {fixed[0]}x{fixed[1]}; "
+                f"--tile {tile[0]}x{tile[1]}: the model has a static size {fixed[0]}x{fixed[1]}; "
                 "it can only tile at that size"
             )
         tiling = Tiling(fixed, overlap if overlap is not None else largest_overlap(fixed)).check()
         if (h, w) == fixed:
             return None, None
-        return tiling, f"the model has a static size: {w} x {h} image served by {tiling}"
+        return tiling, f"the model has a static size: {h}x{w} image served by {tiling}"
     if limit is not None:
         lh, lw = limit
         if tile is not None and (tile[0] > lh or tile[1] > lw):
-            raise DPANetError(f"tile {tile[0]}x{tile[1]}: larger than the backend's maximum {lh}x{lw}")
+            raise DPANetError(f"--tile {tile[0]}x{tile[1]}: larger than the backend's maximum {lh}x{lw}")
         if tile is None and (h > lh or w > lw):
             tile = (min(h, lh), min(w, lw))
             tiling = Tiling(tile, overlap if overlap is not None else largest_overlap(tile)).check()
-            return tiling, f"{w} x {h} exceeds the backend's maximum {lw} x {lh}: tiled, {tiling}"
+            return tiling, f"{h}x{w} exceeds the backend's maximum {lh}x{lw}: tiled, {tiling}"
     if tile is None:
         return None, None
     requested = Tiling(tuple(tile), DEFAULT_OVERLAP if overlap is None else overlap).check()

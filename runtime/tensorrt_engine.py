@@ -19,13 +19,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dpanet.errors import DPANetError
+from dpanet.extras import pip_command
 from dpanet.files import atomic_write, check_not_input, check_writable_folder, write_text_atomic
 from dpanet.runtime.model_info import INPUT_NAMES, METADATA_PREFIX, model_info_from_metadata
 from dpanet.runtime.tensorrt_plugins import load_plugin_library
 
 SUPPORTED_MAJORS = (10, 11)
 INSTALL_HINT = (
-    "TensorRT is needed: on a GPU machine `pip install tensorrt pycuda` (x86-64 or SBSA Linux, CUDA "
+    f"TensorRT is needed: on a GPU machine {pip_command('tensorrt')} (x86-64 or SBSA Linux, CUDA "
     "12/13 driver), on a Jetson use JetPack 6.1 or newer (TensorRT 10.3: apt install python3-libnvinfer "
     "and pip install pycuda); see docs/engines.md"
 )

@@ -37,11 +37,13 @@ class Tiling:
         """Raise :class:`DPANetError` unless this is a valid request; returns itself."""
         h, w = self.tile
         if h <= 0 or w <= 0 or h % SIZE_MULTIPLE or w % SIZE_MULTIPLE:
-            raise DPANetError(f"tile {h}x{w}: height and width must be positive multiples of {SIZE_MULTIPLE}")
+            raise DPANetError(
+                f"--tile {h}x{w}: height and width must be positive multiples of {SIZE_MULTIPLE}"
+            )
         if self.overlap < 0 or self.overlap % SIZE_MULTIPLE:
-            raise DPANetError(f"overlap {self.overlap}: must be a non-negative multiple of {SIZE_MULTIPLE}")
+            raise DPANetError(f"--overlap {self.overlap}: must be a non-negative multiple of {SIZE_MULTIPLE}")
         if min(h, w) <= 2 * self.overlap:
-            raise DPANetError(f"tile {h}x{w}: both sides must exceed twice the overlap ({self.overlap})")
+            raise DPANetError(f"--tile {h}x{w}: both sides must exceed twice the overlap ({self.overlap})")
         return self
 
     def __str__(self) -> str:

@@ -3,7 +3,7 @@ through ONNX Runtime (the deployed CPU path; torch-free).
 
 - Quality: PSNR of tiled against untiled output (the untiled run is the reference, both quantised
   to the files' bit depth) for each tile/overlap over real pairs; use a trained model.
-- Memory and time: one forward of an H x W frame per configuration, each in a fresh Python process
+- Memory and time: one forward of an HxW frame per configuration, each in a fresh Python process
   so that its peak resident set (``ru_maxrss``) is its own; random weights are fine here.
 """
 
@@ -18,11 +18,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from dpanet.errors import DPANetError
 from dpanet.runtime.images import read_image
 from dpanet.runtime.metrics import psnr
 from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from dpanet.runtime.pairs import find_pairs
-from dpanet.runtime.pipeline import deblur_pair, padded_size, run_network
+from dpanet.runtime.pipeline import check_pair, deblur_pair, padded_size, run_network
 from dpanet.runtime.tiling import Tiling, tile_starts
 
 Config = tuple[tuple[int, int], int] | None  # (tile, overlap), None: untiled
@@ -52,10 +53,14 @@ def quality_table(pairs_dir: Path, model: Path, configs: list[Config], limit: in
     outputs (mean, worst) and of the files written (quantised to their bit depth, mean)."""
     backend = OnnxRuntimeBackend(model)
     pairs = find_pairs(pairs_dir).pairs[: limit or None]
+    if not pairs:
+        raise DPANetError(f"--pairs {pairs_dir}: no complete pair")
+    for pair in pairs:  # every input checked before the progress bar (docs/cli.md)
+        check_pair(read_image(pair.left), read_image(pair.right))
     floats: dict[str, list[float]] = {describe(c): [] for c in configs}
     files: dict[str, list[float]] = {describe(c): [] for c in configs}
     layouts = {}
-    for pair in tqdm(pairs, desc="bench tiling", unit="pair"):
+    for pair in tqdm(pairs, desc="bench tiling", unit="pair", disable=None):  # on a terminal only
         left, right = read_image(pair.left), read_image(pair.right)
         reference = deblur_pair(left, right, backend, backend.channel_order)
         scale = 2**reference.bit_depth - 1
@@ -66,7 +71,7 @@ def quality_table(pairs_dir: Path, model: Path, configs: list[Config], limit: in
             files[describe(config)].append(
                 psnr(np.rint(tiled.pixels * scale) / scale, np.rint(reference.pixels * scale) / scale)
             )
-    first = pairs[0].left.name if pairs else "-"
+    first = pairs[0].left.name
     lines = [
         f"PSNR (dB) of tiled against untiled output, {len(pairs)} pair(s); tiles and smallest shared "
         f"width for the first pair ({first})",
@@ -97,7 +102,7 @@ def measure_one(model: str, size: tuple[int, int], config: Config) -> dict:
 
 def memory_table(model: Path, size: tuple[int, int], configs: list[Config]) -> str:
     """One fresh process per configuration; prints as it goes (each may take minutes)."""
-    lines = [f"{'tiling':<28}{'time (s)':>10}{'peak RSS (GiB)':>16}  ({size[1]} x {size[0]}, {model.name})"]
+    lines = [f"{'tiling':<28}{'time (s)':>10}{'peak RSS (GiB)':>16}  ({size[0]}x{size[1]}, {model.name})"]
     print(lines[0], flush=True)
     for config in configs:
         code = (

@@ -325,6 +325,12 @@ def test_synth_into_a_read_only_folder(tmp_path, capfd, read_only):
         ('[output]\ndir = "FILE/run"', "FILE is a file, not a folder"),
         ('[model]\ninit_from = "nowhere.pt"', "[model] init_from: nowhere.pt: no such file"),
         ('[validation]\nevery = 1\nkind = "dpdd"\nroot = "none"', "[validation] root: none: no such folder"),
+        # issue 23: a NaN or Inf in the scene recipe reached numpy's draws (OverflowError)
+        ("[data.recipe]\nmax_radius = nan", "[data.recipe]: max_radius: nan is not a finite number"),
+        (
+            "[data.recipe]\nf_number = [1.4, inf]",
+            "[data.recipe]: f_number: (1.4, inf) is not a finite number",
+        ),
         (
             '[model]\ninit_from = "run/model.pt"\n[output]\ndir = "run"',
             "run/model.pt: is an input of this command",
@@ -657,3 +663,19 @@ def test_train_refuses_a_read_only_output_folder(tmp_path, capfd, monkeypatch, r
     toml = '[data]\nkind = "synthetic"\ncount = 4\nsize = 16\n[output]\ndir = "locked/run"\n'
     Path("c.toml").write_text(toml)
     assert_one_line(*run(capfd, "train", "--config", "c.toml"), "folder locked is not writable")
+
+
+def test_train_resume_refuses_a_state_that_is_not_weights_only(tmp_path, capfd, monkeypatch):
+    """Issue 23: torch's UnpicklingError, with its advice to load the file unsafely, came through."""
+    monkeypatch.chdir(tmp_path)
+    Path("run").mkdir()
+    torch.save(
+        {"format": "dpanet-training-state", "where": pathlib.PurePosixPath("x")}, "run/training-state.pt"
+    )
+    Path("c.toml").write_text('[data]\nkind = "synthetic"\ncount = 4\nsize = 16\n[output]\ndir = "run"\n')
+    code, lines = run(capfd, "train", "--config", "c.toml", "--resume")
+    assert_one_line(
+        code, lines, "run/training-state.pt: holds Python objects besides tensors and plain values"
+    )
+    assert "weights_only" not in lines[0]
+    no_leftovers(tmp_path / "run", "training-state.pt")

@@ -109,7 +109,7 @@ def test_empty_file(tmp_path, checkpoint, capsys):
 @pytest.mark.parametrize(
     ("right_shape", "right_dtype", "message"),
     [
-        ((8, 8, 3), np.uint8, "r.png: size 8 x 8 differs from"),
+        ((8, 8, 3), np.uint8, "r.png: size 8x8 differs from"),
         ((8, 16), np.uint8, "r.png: 1 channel(s) but"),
         ((8, 16, 3), np.uint16, "r.png: 16-bit but"),
     ],

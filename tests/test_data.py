@@ -47,7 +47,7 @@ def test_dpdd_size_mismatch_is_named(tmp_path):
     make_dpdd(tmp_path, "test", count=1, size=(24, 32))
     write_image(tmp_path / "test_c" / "target" / "scene0.png", random_image(0, 24, 40), 16)
     scenes = list_dpdd(tmp_path, "test")
-    with pytest.raises(DatasetError, match=r"target/scene0.png: 40 x 24 .* does not match the left view"):
+    with pytest.raises(DatasetError, match=r"target/scene0.png: 24x40 .* does not match the left view"):
         load_scene(scenes[0])
 
 
@@ -167,7 +167,7 @@ def test_random_and_center_crops():
     assert out.shape == (8, 8, 3)
     full = center_crop(None)(np.random.default_rng(0), {"left": image})["left"]
     assert full.shape == (16, 24, 3)
-    with pytest.raises(DatasetError, match="smaller than the 32 x 32"):
+    with pytest.raises(DatasetError, match="smaller than the 32x32"):
         random_crop(32)(np.random.default_rng(0), {"left": image})
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -33,8 +35,11 @@ def test_demo_on_a_synthetic_pair(tmp_path, capsys):
     assert main(["demo", "--size", "64", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "PSNR before" in out and "PSNR after" in out
-    for name in ("left", "right", "combined", "sharp", "deblurred", "side_by_side"):
-        assert (tmp_path / f"{name}.png").is_file()
+    written = ["left.png", "right.png", "sharp.png", "combined.png", "deblurred.png", "side_by_side.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(written)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert all(f"`{name}`" in readme for name in written)  # every file is mentioned
+    assert f"wrote {tmp_path}/: {', '.join(written)}" in out
     assert read_image(tmp_path / "side_by_side.png").size[1] > 3 * 64
 
 
@@ -43,7 +48,8 @@ def test_demo_on_your_pair(tmp_path, capsys):
     write_image(tmp_path / "R.png", random_image(1, 20, 30, 1), 8)
     args = ["demo", "--left", str(tmp_path / "L.png"), "--right", str(tmp_path / "R.png")]
     assert main([*args, "--out", str(tmp_path / "out")]) == 0
-    assert "no all-in-focus image" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "no all-in-focus image" in out and "/: combined.png, deblurred.png, side_by_side.png (" in out
     assert read_image(tmp_path / "out" / "deblurred.png").channels == 1
     assert main(["demo", "--left", str(tmp_path / "L.png")]) == 1
     assert "both --left and --right" in capsys.readouterr().err

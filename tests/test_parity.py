@@ -117,7 +117,7 @@ def test_saved_reference_round_trips_and_serves_a_machine_without_torch(
     [
         ("other checkpoint", "made from checkpoint sha256 000000000000"),
         ("channel order", "expects RGB input, the reference is BGR"),
-        ("other size", "pair 1 is 56 x 40 (padded) in the reference, 40 x 24 here"),
+        ("other size", "pair 1 is 40x56 (padded) in the reference, 24x40 here"),
         ("not a reference", "not a Polygraphy RunResults JSON"),
         ("no reference", "give the reference"),
     ],

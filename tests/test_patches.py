@@ -146,7 +146,7 @@ def test_prepare_patches_writes_dpdnets_patches(dpdd_own_naming, tmp_path, capsy
     assert "multiples of 8" in capsys.readouterr().err
     big = ["prepare-patches", "--data", str(dpdd_own_naming), "--out", str(tmp_path / "c"), "--patch", "80"]
     assert main([*big, "--split", "train"]) == 1  # frames of 72 x 72: found after work began
-    assert "1P0A0011.png: a 72 x 72 frame is smaller than the 80 x 80 patch" in capsys.readouterr().err
+    assert "1P0A0011.png: a 72x72 frame is smaller than the 80x80 patch" in capsys.readouterr().err
     assert not (tmp_path / "c").exists()  # nothing left behind
 
 

@@ -12,7 +12,7 @@ def test_bench_train_table(capsys):
     assert RECIPE_PATCHES == 450 * 7000  # 300 + 150 epochs of DPDD's 7,000 training patches
     assert main(["bench", "train", "--width", "2", "--size", "16", "--batch", "2", "--steps", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "batch 2 x 16 x 16" in lines[0]
+    assert "batch 2 of 16x16" in lines[0]
     rows = {line[:20].strip(): line[20:].split() for line in lines[2:4]}
     assert set(rows) == {"float32", "bfloat16 autocast"}
     assert rows["float32"][2] == "1.00"

@@ -180,6 +180,7 @@ def test_build_engine_without_tensorrt_is_one_line(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith(
         "dpanet build-engine: error: TensorRT is needed: on a GPU machine"
     )
+    assert "pip install 'dpanet[tensorrt]'" in err[0]  # the extra (dpanet/extras.py)
     assert not (tmp_path / "m.plan").exists() and not (tmp_path / "m.plan.json").exists()
 
 

@@ -184,7 +184,7 @@ _ZIP_MAGIC = b"PK\x03\x04"  # torch.save's archive
 _PICKLE_MAGIC = b"\x80"  # torch.save's legacy format starts with a pickle protocol opcode
 
 
-def _torch_load(path: Path) -> object:
+def load_weights_only(path: Path) -> object:
     """``torch.load`` with ``weights_only=True`` (a file's code is never run), one-line errors."""
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
@@ -276,7 +276,7 @@ class LoadedCheckpoint:
 def load_checkpoint(path: str | os.PathLike) -> LoadedCheckpoint:
     """Load our format (weights only) into a fresh DPANet in eval mode."""
     path = Path(path)
-    payload = _torch_load(path)
+    payload = load_weights_only(path)
     if not isinstance(payload, Mapping) or payload.get("format") != FORMAT:
         hint = (
             " (a release checkpoint? convert it with `dpanet convert-official`)"
@@ -335,7 +335,7 @@ def convert_official(source: str | os.PathLike, destination: str | os.PathLike) 
     source, destination = Path(source), Path(destination)
     check_not_input(destination, source)
     check_writable_folder(destination)
-    release = _torch_load(source)
+    release = load_weights_only(source)
     try:
         state = convert_state_dict(release)
     except CheckpointError as exc:

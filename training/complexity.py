@@ -80,7 +80,7 @@ def format_report(name: str, c: Complexity) -> str:
     lines = [
         f"variant            {name}",
         f"parameters         {c.parameters:,} ({c.parameters / 1e6:.2f} M)",
-        f"input              {c.height} x {c.width}",
+        f"input              {c.height}x{c.width}",
         f"MACs, all layers   {c.total_macs / g:.2f} G",
         f"  standard convs   {(c.conv_macs + c.same_conv_macs) / g:.2f} G",
         f"  deformable convs {c.deform_conv_macs / g:.2f} G",

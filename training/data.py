@@ -78,8 +78,8 @@ def read_scene(files: PairFiles, eight_bit: bool = False) -> dict[str, Image]:
         if image.size != reference.size or image.channels != reference.channels:
             (h, w), (rh, rw) = image.size, reference.size
             raise DatasetError(
-                f"{image.path}: {w} x {h} with {image.channels} channel(s) does not match the left view "
-                f"{files.left} ({rw} x {rh}, {reference.channels} channel(s)) of scene {files.name}"
+                f"{image.path}: {h}x{w} with {image.channels} channel(s) does not match the left view "
+                f"{files.left} ({rh}x{rw}, {reference.channels} channel(s)) of scene {files.name}"
             )
     return images
 
@@ -147,7 +147,7 @@ def random_crop(patch: int) -> Transform:
     def transform(rng: np.random.Generator, images: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         h, w = next(iter(images.values())).shape[:2]
         if h < patch or w < patch:
-            raise DatasetError(f"image {w} x {h} is smaller than the {patch} x {patch} training patch")
+            raise DatasetError(f"image {h}x{w} is smaller than the {patch}x{patch} training patch")
         y, x = int(rng.integers(0, h - patch + 1)), int(rng.integers(0, w - patch + 1))
         return {role: image[y : y + patch, x : x + patch] for role, image in images.items()}
 
@@ -162,7 +162,7 @@ def center_crop(patch: int | None) -> Transform:
         h, w = next(iter(images.values())).shape[:2]
         ch, cw = (patch, patch) if patch else (h - h % SIZE_MULTIPLE, w - w % SIZE_MULTIPLE)
         if h < ch or w < cw or ch == 0 or cw == 0:
-            raise DatasetError(f"image {w} x {h} is too small for a {cw} x {ch} crop")
+            raise DatasetError(f"image {h}x{w} is too small for a {ch}x{cw} crop")
         y, x = (h - ch) // 2, (w - cw) // 2
         return {role: image[y : y + ch, x : x + cw] for role, image in images.items()}
 

@@ -164,7 +164,7 @@ def check_input_pair(left: Tensor, right: Tensor, channels: int) -> None:
         raise ValueError(f"expected N x {channels} x H x W views, got {tuple(left.shape)}")
     h, w = left.shape[2:]
     if h % SIZE_MULTIPLE or w % SIZE_MULTIPLE or h == 0 or w == 0:
-        raise ValueError(f"height and width must be positive multiples of {SIZE_MULTIPLE}, got {h} x {w}")
+        raise ValueError(f"height and width must be positive multiples of {SIZE_MULTIPLE}, got {h}x{w}")
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -51,7 +51,7 @@ def patch_grid(
     """Top-left corners (y, x) of DPDNet's patches of a height x width frame, in its order."""
     bottom, right = height - patch[0], width - patch[1]
     if bottom < 0 or right < 0:
-        raise DPANetError(f"a {width} x {height} frame is smaller than the {patch[1]} x {patch[0]} patch")
+        raise DPANetError(f"a {height}x{width} frame is smaller than the {patch[0]}x{patch[1]} patch")
     corners: list[tuple[int, int]] = []
     taken: set[tuple[int, int]] = set()  # edge positions; grid positions are not recorded
     for y in range(0, height, stride[0]):

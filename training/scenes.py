@@ -10,6 +10,7 @@ from one ``numpy`` generator, so a seed fixes a scene.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 import cv2
@@ -49,6 +50,13 @@ class SceneRecipe:
     photo_share: float = 0.6
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # NaN passes every comparison below and breaks the draws later
+            value = getattr(self, f.name)
+            if any(
+                isinstance(v, float) and not math.isfinite(v)
+                for v in (value if isinstance(value, tuple) else (value,))
+            ):
+                raise ValueError(f"{f.name}: {value} is not a finite number")
         if self.max_radius <= 0 or self.max_objects < 0:
             raise ValueError("max_radius must be positive and max_objects non-negative")
         if not self.blur_free_scenes and self.max_radius < 1:

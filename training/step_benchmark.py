@@ -61,7 +61,7 @@ def run_step_benchmark(width: int, batch: int, size: tuple[int, int], steps: int
         rows[name] = (statistics.median(t[0] for t in timed), statistics.median(t[1] for t in timed))
     base = rows["float32"][1]
     lines = [
-        f"DPANet width {width}, training step on batch {batch} x {size[0]} x {size[1]}, "
+        f"DPANet width {width}, training step on batch {batch} of {size[0]}x{size[1]}, "
         f"{torch.get_num_threads()} threads, median of {steps} step(s) after a warm-up, "
         f"torch {torch.__version__}",
         f"{'precision':<20}{'wall s':>8}{'CPU s':>8}{'CPU vs float32':>16}{'GFLOP/CPU s':>13}"

@@ -34,9 +34,10 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from dpanet.errors import DPANetError
+from dpanet.extras import pip_command
 from dpanet.files import write_text_atomic
 from dpanet.training import distributed
-from dpanet.training.checkpoint import atomic_torch_save, load_checkpoint, save_checkpoint
+from dpanet.training.checkpoint import atomic_torch_save, load_checkpoint, load_weights_only, save_checkpoint
 from dpanet.training.data import (
     AUGMENTATIONS,
     PairDataset,
@@ -225,7 +226,7 @@ class Trainer:
         path = self.out / STATE_FILE
         if not path.is_file():
             raise ConfigError(f"--resume: no training state at {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights_only(path)  # one-line errors; never runs code from the file
         self.load_state_dict(state)
         if self.context.is_main and state.get("config") != self.config.source:
             log(f"note: {path} was saved with a different configuration; going on with this one")
@@ -280,7 +281,7 @@ class Trainer:
         except ImportError as exc:
             raise ConfigError(
                 "[output] tensorboard = true needs the tensorboard package "
-                "(pip install 'dpanet[train]', or set tensorboard = false)"
+                f"({pip_command('train')}, or set tensorboard = false)"
             ) from exc
         return SummaryWriter(str(self.out / "tensorboard"))
 

@@ -13,6 +13,7 @@ import sys
 
 from dpanet import __version__
 from dpanet.errors import DPANetError
+from dpanet.extras import missing_module_message
 
 COMMANDS = [
     "deblur",
@@ -65,6 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dpanet {args.command}: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        # an install profile without this command's extra (dpanet/extras.py); unknown modules are bugs
+        message = missing_module_message(exc, _command_name(args))
+        if message is None:
+            raise
+        print(f"dpanet {args.command}: error: {message}", file=sys.stderr)
+        return 1
     except MemoryError as exc:
         detail = f": {exc}" if str(exc) else ""
         hint = MEMORY_HINTS.get(args.command, "")
@@ -75,6 +83,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"dpanet {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _command_name(args: argparse.Namespace) -> str:
+    """``bench model`` for a command with a target, else the command: the keys of
+    :data:`dpanet.extras.COMMAND_EXTRAS`."""
+    benchmark = getattr(args, "benchmark", None)  # dpanet bench's targets
+    return f"{args.command} {benchmark}" if benchmark else args.command
 
 
 def _one_line(exc: DPANetError) -> str:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dpanet.cli.options import add_size_option, check_multiple, parse_size, positive_int
+from dpanet.cli.options import add_size_option, check_multiple, non_negative_int, parse_size, positive_int
 from dpanet.errors import DPANetError
 
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("bench", help="benchmarks (tables with peers measured in the same run)")
-    targets = p.add_subparsers(dest="target", required=True, metavar="TARGET")
+    targets = p.add_subparsers(dest="benchmark", required=True, metavar="TARGET")
     m = targets.add_parser("model", help="forward latency of DPANet on the CPU, float32 and bfloat16")
     add_size_option(m, "input size", (256, 256))
     m.add_argument("--width", type=positive_int, default=64, help="base width (default: 64, the release)")
@@ -56,7 +56,7 @@ def add_parser(subparsers) -> None:
         "--scale",
         type=float,
         default=1.0,
-        help="shrink H and W of the 1680 x 1120 frame for a quick run (default: 1, the real shapes)",
+        help="shrink H and W of the 1120x1680 frame for a quick run (default: 1, the real shapes)",
     )
     o.add_argument("--repeats", type=int, default=3, help="timed runs per measurement, median (default: 3)")
     o.add_argument("--threads", type=positive_int, help="CPU threads for every peer (default: all cores)")
@@ -67,7 +67,7 @@ def add_parser(subparsers) -> None:
     )
     t.add_argument("--model", type=Path, required=True, help="an exported .onnx model (dynamic size)")
     t.add_argument("--pairs", type=Path, help="folder of pairs for the PSNR table (omit to skip it)")
-    t.add_argument("--limit", type=int, default=0, help="only the first N pairs (default: all)")
+    t.add_argument("--limit", type=non_negative_int, default=0, help="only the first N pairs (default: all)")
     t.add_argument(
         "--tiling",
         nargs="+",
@@ -125,13 +125,6 @@ def run_train(args: argparse.Namespace) -> int:
 def run_ops(args: argparse.Namespace) -> int:
     if not 0 < args.scale <= 1 or args.repeats < 1:
         raise DPANetError("--scale must be in (0, 1] and --repeats at least 1")
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError as exc:
-        raise DPANetError(
-            f"bench ops needs onnx and onnxruntime ({exc}): pip install -e '.[export]'"
-        ) from exc
     from dpanet.plugins.benchmark import run_ops_benchmark
 
     print(run_ops_benchmark(args.scale, args.repeats, args.threads or 0))
@@ -149,7 +142,8 @@ def run_tiling(args: argparse.Namespace) -> int:
             tile = check_multiple("--tiling", parse_size(size))
             configs.append((Tiling(tile, int(overlap)).check().tile, int(overlap)))
         except (argparse.ArgumentTypeError, ValueError) as exc:
-            raise DPANetError(f"--tiling {text}: {exc} (use HxW:OVERLAP)") from None
+            problem = str(exc).split(": ", 1)[-1]  # without the --tile/--overlap it names for deblur
+            raise DPANetError(f"--tiling {text}: {problem} (use HxW:OVERLAP)") from None
     if args.pairs is None and args.memory_size is None:
         raise DPANetError("give --pairs (PSNR table), --memory-size (time and memory table) or both")
     if args.pairs is not None:

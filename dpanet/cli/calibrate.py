@@ -81,9 +81,8 @@ def run(args: argparse.Namespace) -> int:
     )
 
     def bar(total: int, description: str):
-        return tqdm(
-            total=total, desc=description, unit="pair" if "calib" in description else "block", leave=False
-        )
+        unit = "pair" if "calib" in description else "block"
+        return tqdm(total=total, desc=description, unit=unit, leave=False, disable=None)  # terminal only
 
     report = calibrate_checkpoint(
         args.checkpoint or default_checkpoint_path(), args.data, args.output, options, bar=bar

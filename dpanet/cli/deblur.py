@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     result = deblur_pair(left, right, backend, channel_order, args.tile, args.overlap, _note)
     write_image(args.output, result.pixels, result.bit_depth)
     print(
-        f"wrote {args.output} ({left.size[1]} x {left.size[0]}, {left.channels} channel(s), "
+        f"wrote {args.output} ({left.size[0]}x{left.size[1]}, {left.channels} channel(s), "
         f"{left.bit_depth}-bit)"
     )
     return 0

@@ -10,6 +10,8 @@ from dpanet.cli.options import add_size_option, check_multiple, check_square
 from dpanet.errors import DPANetError
 
 OUTPUTS = ("combined.png", "deblurred.png", "side_by_side.png")
+SYNTHETIC = ("left.png", "right.png", "sharp.png")
+"""Written besides :data:`OUTPUTS` without --left/--right: the rendered views and the all-in-focus image."""
 
 
 def add_parser(subparsers) -> None:
@@ -19,8 +21,10 @@ def add_parser(subparsers) -> None:
         description="Without --left/--right: render a synthetic dual-pixel pair of a photograph the demo "
         "model never saw (docs/synthetic-dp.md), deblur it on the CPU and print PSNR/SSIM before and "
         "after against the all-in-focus image. With --left/--right: deblur that pair (no ground truth). "
-        "Files in OUT are replaced (keeping their permissions); a view of yours named like an output "
-        "in OUT is refused.",
+        f"Writes into OUT: {', '.join(SYNTHETIC)} (the synthetic pair and its all-in-focus image, "
+        f"without --left/--right) and {', '.join(OUTPUTS)} (the views' mean, the result, and a figure of "
+        "them side by side). Files in OUT are replaced (keeping their permissions); a view of yours "
+        "named like an output in OUT is refused.",
     )
     p.add_argument("--left", "-l", type=Path, help="your left view (with --right)")
     p.add_argument("--right", "-r", type=Path, help="your right view (with --left)")
@@ -75,7 +79,7 @@ def _demo(args: argparse.Namespace, size: int) -> None:
     panels = [("combined view (input)", combined), ("deblurred", result.pixels)]
     panels += [("all-in-focus", sharp)] if sharp is not None else []
     write_image(args.out / "side_by_side.png", side_by_side(panels), 8)
-    print(f"deblurred {w} x {h} on the CPU in {deblur_seconds:.1f} s")
+    print(f"deblurred {h}x{w} on the CPU in {deblur_seconds:.1f} s")
     if sharp is not None:
         before = scores(combined, sharp)
         after = scores(result.pixels, sharp)
@@ -84,4 +88,5 @@ def _demo(args: argparse.Namespace, size: int) -> None:
     else:
         print("no all-in-focus image for a real pair: look at the figure")
     total = time.perf_counter() - start
-    print(f"wrote {args.out}/: {', '.join(OUTPUTS)} ({total:.1f} s in all)")
+    written = (SYNTHETIC if sharp is not None else ()) + OUTPUTS
+    print(f"wrote {args.out}/: {', '.join(written)} ({total:.1f} s in all)")

@@ -12,7 +12,7 @@ from dpanet.errors import DPANetError
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
         "prepare-patches",
-        help="cut DPDD frames into the release's 512 x 512 training patches",
+        help="cut DPDD frames into the release's 512x512 training patches",
         description="Reproduce DPDNet's image_to_patch_filter.py, whose patches the release trained "
         "on: a stride grid with edge patches (overlap 0.6 for train, 0.01 for val) and, for the "
         "training split, the 30% least sharp patches of each frame dropped (Sobel energy of the "

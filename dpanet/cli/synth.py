@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         _write_scenes(dataset, scenes, staging, args.split, args.seed)
         for folder in _set_folders(staging, args.split):  # the set appears complete, or not at all
             os.replace(folder, out / folder.name)
-    print(f"wrote {args.count} scenes to {args.out} ({args.split} split, {size} x {size}, 16-bit)")
+    print(f"wrote {args.count} scenes to {args.out} ({args.split} split, {size}x{size}, 16-bit)")
     return 0
 
 

@@ -78,7 +78,7 @@ def check_dcn_args(
     out_h = output_size(h, kh, stride_[0], padding_[0], dilation_[0])
     out_w = output_size(w, kw, stride_[1], padding_[1], dilation_[1])
     if out_h < 1 or out_w < 1:
-        raise ValueError(f"{name}: output would be {out_h} x {out_w} for input {h} x {w}")
+        raise ValueError(f"{name}: output would be {out_h}x{out_w} for input {h}x{w}")
     taps = kh * kw
     expected = {"offset": (n, 2 * taps, out_h, out_w), "mask": (n, taps, out_h, out_w)}
     for label, t in (("offset", offset), ("mask", mask)):
