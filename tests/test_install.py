@@ -118,8 +118,10 @@ def test_doctor_without_torch(base_env):
     """Without torch, pycuda or TensorRT: every CPU line ok, every GPU line skipped with its reason."""
     done = _run([base_env / "dpanet", "doctor"])
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stdout + done.stderr
-    status = dict(line.split(None, 1)[::-1] for line in done.stdout.splitlines())
-    lines = {text.split(":", 1)[0]: word for text, word in status.items()}
+    lines = {}
+    for line in done.stdout.splitlines():
+        word, check = line.split(None, 1)
+        lines[check.split(":", 1)[0]] = word
     assert lines["cpu correlation"] == lines["cpu deform_conv"] == "ok", done.stdout
     assert lines["cuda correlation"] == lines["plugin library"] == "skipped", done.stdout
     assert "FAIL" not in lines.values(), done.stdout
