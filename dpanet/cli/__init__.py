@@ -29,6 +29,9 @@ COMMANDS = [
     "prepare_patches",
     "parity",
     "calibrate",
+    "triton_repo",
+    "serve",
+    "deploy",
 ]
 
 
