@@ -121,7 +121,10 @@ def deploy(checkpoint: Path, out_dir: Path, pairs: Path, options: DeployOptions,
         )
         if engine.get("built"):
             models.append(out_dir / "model.plan")
-    parity_inputs = _hash([_sha256(m) for m in models], pair_hashes, checkpoint_sha)
+    from dpanet.runtime.parity import TOLERANCES
+
+    tolerances = {k: asdict(v) for k, v in TOLERANCES.items()}
+    parity_inputs = _hash([_sha256(m) for m in models], pair_hashes, checkpoint_sha, tolerances)
     parity_files = ["parity.md", "parity.json"]
     parity = steps.run(
         "parity", parity_inputs, parity_files, lambda: _parity(checkpoint, models, pairs, out_dir)

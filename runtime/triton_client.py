@@ -71,12 +71,17 @@ class TritonBackend:
         if not self._ask("no Triton server answers", self._client.is_server_live):
             raise DPANetError(f"--server {self.url}: the Triton server is not live")
         if not self._ask("no Triton server answers", self._client.is_model_ready, self.name):
-            index = self._ask("cannot list the models", self._client.get_model_repository_index)
-            entries = index.models if self._grpc else index
-            names = sorted({e.name if self._grpc else e["name"] for e in entries})
-            raise DPANetError(
-                f"--server {self.url}: no model {self.name!r} ready (served: {', '.join(names) or 'none'})"
-            )
+            raise DPANetError(f"--server {self.url}: no model {self.name!r} ready{self._served()}")
+
+    def _served(self) -> str:
+        """`` (served: A, B)``, or nothing where the server keeps its index to itself (PyTriton)."""
+        try:
+            index = self._client.get_model_repository_index()
+        except Exception:
+            return ""
+        entries = index.models if self._grpc else index
+        names = sorted({e.name if self._grpc else e["name"] for e in entries})
+        return f" (served: {', '.join(names) or 'none'})"
 
     def _channel_order(self) -> str:
         config = self._ask("cannot read the model configuration", self._client.get_model_config, self.name)

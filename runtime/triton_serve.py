@@ -18,6 +18,7 @@ parameter instead (:mod:`dpanet.runtime.triton_config`).
 from __future__ import annotations
 
 import os
+import socket
 import sysconfig
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,6 +117,18 @@ def use_interpreter_libpython() -> None:
     current = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
     if current[:1] != [libdir]:
         os.environ["LD_LIBRARY_PATH"] = os.pathsep.join([libdir, *(p for p in current if p != libdir)])
+
+
+def free_loopback_ports(count: int) -> list[int]:
+    """``count`` distinct ports free on 127.0.0.1 now (for tests and benchmarks)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 @dataclass(frozen=True)
