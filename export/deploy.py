@@ -21,6 +21,7 @@ from pathlib import Path
 from dpanet import __version__
 from dpanet.errors import DPANetError
 from dpanet.files import write_text_atomic
+from dpanet.runtime.tensorrt_engine import sha256_of as _sha256
 
 MANIFEST = "deploy.json"
 
@@ -35,14 +36,6 @@ class DeployOptions:
     profile_opt: tuple[int, int] | None = None
     profile_max: tuple[int, int] | None = None
     force: bool = False
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _folder_files(folder: Path) -> dict[str, str]:

@@ -176,9 +176,10 @@ def start_server(models: dict[str, list[ServedNetwork]], ports: Ports, address: 
                 strict=True,
             )
         triton.run()
-    except Exception:
+    except Exception as exc:  # PyTriton's and tritonclient's errors carry the server's traceback
         triton.stop()
-        raise
+        text = str(exc).split("Traceback")[0].strip() or type(exc).__name__
+        raise DPANetError(f"the Triton server could not load the model: {text.splitlines()[0]}") from None
     return triton
 
 

@@ -95,7 +95,7 @@ def test_documented_commands_parse():
             line = line.split("#")[0].strip()
             if line.startswith("dpanet "):
                 commands.append(shlex.split(line)[1:])
-    assert len(commands) >= 8
+    assert len(commands) >= 6
     parser = build_parser()
     for argv in commands:
         parser.parse_args(argv)

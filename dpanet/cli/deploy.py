@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dpanet.cli.options import check_multiple, parse_size
+from dpanet.cli.options import add_profile_options, profile_sizes
 
 
 def add_parser(subparsers) -> None:
@@ -35,10 +35,7 @@ def add_parser(subparsers) -> None:
         "--target", choices=["tensorrt", "cpu"], default="tensorrt", help="default: tensorrt (engine)"
     )
     p.add_argument("--calibration", type=Path, metavar="DIR", help="int8: the calibration pairs")
-    for name in ("min", "opt", "max"):
-        p.add_argument(
-            f"--{name}", type=parse_size, metavar="HxW", help=f"engine profile {name} (build-engine's)"
-        )
+    add_profile_options(p)
     p.add_argument("--force", action="store_true", help="redo every step")
     p.set_defaults(run=run)
 
@@ -50,17 +47,15 @@ def run(args: argparse.Namespace) -> int:
     from dpanet.export.deploy import DeployOptions, deploy
     from dpanet.training.checkpoint import default_checkpoint_path
 
-    for name in ("min", "opt", "max"):
-        if getattr(args, name) is not None:
-            check_multiple(f"--{name}", getattr(args, name))
+    profile_min, profile_opt, profile_max = profile_sizes(args)
     options = DeployOptions(
         precision=args.precision,
         flavor=args.flavor,
         target=args.target,
         calibration=args.calibration,
-        profile_min=args.min,
-        profile_opt=args.opt,
-        profile_max=args.max,
+        profile_min=profile_min,
+        profile_opt=profile_opt,
+        profile_max=profile_max,
         force=args.force,
     )
     start = time.monotonic()
