@@ -95,7 +95,7 @@ def run_serving_benchmark(
         for n in instances:
             networks = [load_network(model, None, max(1, cores // n)) for _ in range(n)]
             ports = Ports(*free_loopback_ports(3))
-            triton = start_server({"dpanet": networks}, ports)
+            triton = start_server({"dpanet": networks}, ports, log_file=Path(folder) / "triton.log")
             try:
                 for c in clients:
                     out = Path(folder) / f"served-{n}-{c}"

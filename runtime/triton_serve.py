@@ -147,9 +147,15 @@ def _import_pytriton():
     return ModelConfig, Tensor, Triton, TritonConfig
 
 
-def start_server(models: dict[str, list[ServedNetwork]], ports: Ports, address: str = "127.0.0.1"):
+def start_server(
+    models: dict[str, list[ServedNetwork]],
+    ports: Ports,
+    address: str = "127.0.0.1",
+    log_file: Path | None = None,
+):
     """A started PyTriton ``Triton`` serving each ``models`` entry, name -> its instances (one
-    network each), on HTTP, gRPC and metrics ``ports`` at ``address``. Stop it with ``.stop()``."""
+    network each), on HTTP, gRPC and metrics ``ports`` at ``address``; the server's log goes to
+    ``log_file`` (default: this process's stdout). Stop it with ``.stop()``."""
     ModelConfig, Tensor, Triton, TritonConfig = _import_pytriton()
     use_interpreter_libpython()
     config = TritonConfig(
@@ -162,6 +168,7 @@ def start_server(models: dict[str, list[ServedNetwork]], ports: Ports, address: 
         exit_on_error=True,
         exit_timeout_secs=3,  # in-flight requests get this long at shutdown
         log_verbose=0,
+        log_file=log_file,
     )
     shape = (-1, 3, -1, -1)
     triton = Triton(config=config)

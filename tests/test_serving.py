@@ -43,6 +43,7 @@ def server(small_export, tmp_path_factory):
             "static": [load_network(static, None, 1)],
         },
         ports,
+        log_file=tmp_path_factory.mktemp("triton") / "triton.log",
     )
     try:
         yield f"http://127.0.0.1:{ports.http}", f"grpc://127.0.0.1:{ports.grpc}", ports.metrics, model
@@ -80,6 +81,18 @@ def test_served_tiles_like_local(server, tmp_path):
     np.testing.assert_array_equal(
         read_image(tmp_path / "served.png").pixels, read_image(tmp_path / "local.png").pixels
     )
+
+
+def test_served_folder_is_the_local_folder(server, tmp_path):
+    http, _, _, model = server
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    write_pair(pairs, "a", 40, 48, seed=5)
+    write_pair(pairs, "b", 24, 32, seed=6, bit_depth=16)
+    assert deblur("--pairs", pairs, "-o", tmp_path / "local", "--model", model) == 0
+    assert deblur("--pairs", pairs, "-o", tmp_path / "served", "--server", http) == 0
+    for name in ("a.png", "b.png"):
+        assert (tmp_path / "served" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
 
 
 def test_health_metrics_and_instances(server):

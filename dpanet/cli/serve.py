@@ -39,6 +39,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--http-port", type=port_number, default=8000, help="default: 8000")
     p.add_argument("--grpc-port", type=port_number, default=8001, help="default: 8001")
     p.add_argument("--metrics-port", type=port_number, default=8002, help="default: 8002")
+    p.add_argument("--log", type=Path, metavar="FILE", help="the Triton server's log (default: stdout)")
     p.set_defaults(run=run)
 
 
@@ -52,11 +53,15 @@ def run(args: argparse.Namespace) -> int:
     ports = Ports(args.http_port, args.grpc_port, args.metrics_port)
     if len(set(vars(ports).values())) < 3:
         raise DPANetError("--http-port, --grpc-port and --metrics-port must differ")
+    if args.log is not None:
+        from dpanet.files import check_writable_folder
+
+        check_writable_folder(args.log)
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.instances)
     networks = [load_network(args.model, args.engine, threads) for _ in range(args.instances)]
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    triton = start_server({args.name: networks}, ports, args.address)
+    triton = start_server({args.name: networks}, ports, args.address, args.log)
     try:
         host = args.address
         print(
