@@ -20,7 +20,7 @@ from pathlib import Path
 
 from dpanet import __version__
 from dpanet.errors import DPANetError
-from dpanet.files import write_text_atomic
+from dpanet.files import output_folder, write_text_atomic
 from dpanet.runtime.tensorrt_engine import sha256_of as _sha256
 
 MANIFEST = "deploy.json"
@@ -53,8 +53,13 @@ class Steps:
     def __init__(self, out_dir: Path, force: bool, log: Callable[[str], object]) -> None:
         self.out_dir, self.log = out_dir, log
         previous = out_dir / MANIFEST
-        old = json.loads(previous.read_text()) if previous.is_file() and not force else {}
-        self.old = old.get("steps", {})
+        old = {}
+        if previous.is_file() and not force:
+            try:
+                old = json.loads(previous.read_text(encoding="utf-8"))
+            except ValueError:
+                log(f"{previous}: not readable as JSON; every step is redone")
+        self.old = old.get("steps", {}) if isinstance(old, dict) else {}
         self.steps: dict[str, dict] = {}
 
     def run(self, name: str, inputs: str, outputs: list[str], work: Callable[[], dict]) -> dict:
@@ -82,6 +87,8 @@ def deploy(checkpoint: Path, out_dir: Path, pairs: Path, options: DeployOptions,
     from dpanet.runtime.pairs import find_pairs
 
     _check(options, pairs)
+    if not checkpoint.is_file():
+        raise DPANetError(f"--checkpoint {checkpoint}: no such file")
     found = find_pairs(pairs)
     if found.incomplete or not found.pairs:
         raise DPANetError(f"--pairs {pairs}: {found.incomplete[0] if found.incomplete else 'no pairs'}")
@@ -93,7 +100,13 @@ def deploy(checkpoint: Path, out_dir: Path, pairs: Path, options: DeployOptions,
                 f"--pairs {pairs}: {len(shared)} file(s) are also calibration pairs; parity needs "
                 "held-out pairs"
             )
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with output_folder(out_dir, "-o"):
+        return _run_steps(checkpoint, out_dir, pairs, pair_hashes, options, log)
+
+
+def _run_steps(
+    checkpoint: Path, out_dir: Path, pairs: Path, pair_hashes: dict[str, str], options: DeployOptions, log
+) -> dict:
     steps = Steps(out_dir, options.force, log)
     checkpoint_sha = _sha256(checkpoint)
     onnx_name = "model.onnx"
@@ -108,7 +121,14 @@ def deploy(checkpoint: Path, out_dir: Path, pairs: Path, options: DeployOptions,
     onnx_sha = _sha256(out_dir / onnx_name)
     models = [out_dir / onnx_name]
     if options.target == "tensorrt":
-        engine_inputs = _hash(onnx_sha, options.profile_min, options.profile_opt, options.profile_max)
+        # TensorRT's version is an input: a run where it has been installed since builds the engine
+        engine_inputs = _hash(
+            onnx_sha,
+            options.profile_min,
+            options.profile_opt,
+            options.profile_max,
+            _versions().get("tensorrt"),
+        )
         engine = steps.run(
             "engine", engine_inputs, ["model.plan", "model.plan.json"], lambda: _engine(out_dir, options)
         )
@@ -159,8 +179,13 @@ def _export(checkpoint: Path, output: Path, options: DeployOptions) -> dict:
 
 def _calibrate(checkpoint: Path, out_dir: Path, options: DeployOptions) -> dict:
     from dpanet.calib.pipeline import CalibrateOptions, calibrate_checkpoint
+    from dpanet.runtime.pairs import find_pairs
 
-    calib = CalibrateOptions(target=options.target, flavor=options.flavor, report=out_dir / "calibration.md")
+    # every calibration pair up to calibrate's default count (deploy has no --count)
+    count = min(CalibrateOptions.count, len(find_pairs(options.calibration).pairs))
+    calib = CalibrateOptions(
+        target=options.target, flavor=options.flavor, count=count, report=out_dir / "calibration.md"
+    )
     report = calibrate_checkpoint(
         checkpoint, options.calibration, out_dir / "model.onnx", calib, log=lambda m: None
     )
