@@ -13,6 +13,7 @@ EXTRA_MODULES = {
     "calib": ("torch", "onnxscript", "onnx_ir"),
     "train": ("torch", "tensorboard"),
     "tensorrt": ("tensorrt", "pycuda"),
+    "serve": ("pytriton", "tritonclient"),
 }
 """The top-level modules each extra adds to the base install (its own and those of extras it includes)."""
 

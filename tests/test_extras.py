@@ -21,7 +21,7 @@ else:
 
 ROOT = Path(__file__).resolve().parents[1]
 # the distributions whose module is not named like them
-MODULE_OF = {"opencv-python-headless": "cv2", "scikit-image": "skimage"}
+MODULE_OF = {"opencv-python-headless": "cv2", "scikit-image": "skimage", "nvidia-pytriton": "pytriton"}
 # Modules made unimportable in the command's process: `import torch` then raises ModuleNotFoundError,
 # as in an environment without the package.
 BLOCKED_RUN = (

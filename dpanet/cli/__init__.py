@@ -31,6 +31,9 @@ COMMANDS = [
     "parity",
     "calibrate",
     "doctor",
+    "triton_repo",
+    "serve",
+    "deploy",
 ]
 
 

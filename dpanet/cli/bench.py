@@ -83,6 +83,16 @@ def add_parser(subparsers) -> None:
         help="also time one frame of this size per configuration, each in a fresh process",
     )
     t.set_defaults(run=run_tiling)
+    s = targets.add_parser(
+        "serving",
+        help="pairs/min and latency through Triton (dpanet serve) by instances and clients, vs local",
+    )
+    s.add_argument("--model", type=Path, required=True, help="an exported .onnx model (dynamic size)")
+    add_size_option(s, "pair size", (512, 512))
+    s.add_argument("--count", type=positive_int, default=8, help="pairs per run (default: 8)")
+    s.add_argument("--instances", type=positive_int, nargs="+", default=[1, 2], help="default: 1 2")
+    s.add_argument("--clients", type=positive_int, nargs="+", default=[1, 2, 3, 4], help="default: 1 2 3 4")
+    s.set_defaults(run=run_serving)
 
 
 def run_model(args: argparse.Namespace) -> int:
@@ -150,4 +160,12 @@ def run_tiling(args: argparse.Namespace) -> int:
         print(quality_table(args.pairs, args.model, configs, args.limit))
     if args.memory_size is not None:
         memory_table(args.model, check_multiple("--memory-size", args.memory_size), [None, *configs])
+    return 0
+
+
+def run_serving(args: argparse.Namespace) -> int:
+    from dpanet.runtime.serving_benchmark import run_serving_benchmark
+
+    size = check_multiple("--size", args.size)
+    print(run_serving_benchmark(args.model, size, args.count, args.instances, args.clients))
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dpanet.cli.options import check_multiple, parse_size
+from dpanet.cli.options import add_profile_options, profile_sizes
 
 
 def add_parser(subparsers) -> None:
@@ -27,13 +27,7 @@ def add_parser(subparsers) -> None:
         help="plugin library (default for plugin-flavour models: the installed "
         "libdpanet_trt<major>_plugins.so of the running TensorRT)",
     )
-    for name, default in (("min", "256x256, or --opt if smaller"), ("opt", "--max"), ("max", "1120x1680")):
-        p.add_argument(
-            f"--{name}",
-            type=parse_size,
-            metavar="HxW",
-            help=f"{name} input size, multiples of 8 (default: {default})",
-        )
+    add_profile_options(p)
     p.add_argument("--batch", type=int, default=1, help="batch size of the profile (default: 1)")
     p.add_argument(
         "--workspace", type=float, default=4.0, metavar="GiB", help="builder workspace (default: 4)"
@@ -57,16 +51,14 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from dpanet.runtime.tensorrt_engine import BuildRequest, build, sidecar_path
 
-    for name in ("min", "opt", "max"):
-        if getattr(args, name) is not None:
-            check_multiple(f"--{name}", getattr(args, name))
+    profile_min, profile_opt, profile_max = profile_sizes(args)
     request = BuildRequest(
         onnx=args.onnx,
         output=args.output,
         plugins=args.plugins,
-        profile_min=args.min,
-        profile_opt=args.opt,
-        profile_max=args.max,
+        profile_min=profile_min,
+        profile_opt=profile_opt,
+        profile_max=profile_max,
         batch=args.batch,
         workspace_gib=args.workspace,
         timing_cache=args.timing_cache,

@@ -51,6 +51,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--engine", type=Path, help="a TensorRT engine from dpanet build-engine, tensorrt backend")
     p.add_argument("--plugins", type=Path, help="tensorrt backend: plugin library (default: the sidecar's)")
     p.add_argument(
+        "--server",
+        metavar="URL",
+        help="a Triton server instead of a local backend: http://HOST:PORT or grpc://HOST:PORT "
+        "(dpanet serve, or a repository from dpanet triton-repo; docs/serving.md)",
+    )
+    p.add_argument("--server-model", default="dpanet", metavar="NAME", help="with --server: default dpanet")
+    p.add_argument(
         "--backend",
         choices=["torch", "onnxruntime", "tensorrt"],
         help="inference backend (default: tensorrt with --engine, onnxruntime with --model, else torch)",
@@ -132,7 +139,9 @@ def _run_folder(args: argparse.Namespace) -> int:
 
 
 def _backend(args: argparse.Namespace):
-    """(backend, channel order) from --backend, --engine, --model, --checkpoint."""
+    """(backend, channel order) from --server, --backend, --engine, --model, --checkpoint."""
+    if args.server is not None:
+        return _server_backend(args)
     backend_name = args.backend or ("tensorrt" if args.engine else "onnxruntime" if args.model else "torch")
     if (backend_name == "tensorrt") != (args.engine is not None):
         raise DPANetError(
@@ -164,6 +173,17 @@ def _backend(args: argparse.Namespace):
     if args.model is not None:
         raise DPANetError("--model is for the onnxruntime backend; the torch backend reads --checkpoint")
     return _torch_backend(args.checkpoint, args.device or "cpu", args.threads, progress=args.pairs is None)
+
+
+def _server_backend(args: argparse.Namespace):
+    local = ("backend", "model", "engine", "checkpoint", "plugins", "device", "threads")
+    given = [f"--{name}" for name in local if getattr(args, name) is not None]
+    if given:
+        raise DPANetError(f"--server runs the model on the server; {', '.join(given)} are for local backends")
+    from dpanet.runtime.triton_client import TritonBackend
+
+    backend = TritonBackend(args.server, args.server_model)
+    return backend, backend.channel_order
 
 
 def _torch_backend(checkpoint: Path | None, device: str, threads: int | None, progress: bool = True):

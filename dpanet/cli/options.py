@@ -77,3 +77,22 @@ def positive_float(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text!r}")
     return value
+
+
+def add_profile_options(parser: argparse.ArgumentParser) -> None:
+    """An engine's optimization profile: --min, --opt, --max HxW (build-engine's defaults)."""
+    for name, default in (("min", "256x256, or --opt if smaller"), ("opt", "--max"), ("max", "1120x1680")):
+        parser.add_argument(
+            f"--{name}",
+            type=parse_size,
+            metavar="HxW",
+            help=f"{name} input size, multiples of 8 (default: {default})",
+        )
+
+
+def profile_sizes(args: argparse.Namespace) -> tuple[tuple[int, int] | None, ...]:
+    """(min, opt, max) from :func:`add_profile_options`, each checked to be multiples of 8."""
+    return tuple(
+        None if getattr(args, name) is None else check_multiple(f"--{name}", getattr(args, name))
+        for name in ("min", "opt", "max")
+    )

@@ -132,6 +132,39 @@ def _tensorrt_unavailable() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    results, report = check(args)
+    print(report, end="")
+    compared = [r for r in results if not r.skipped]
+    if results and not compared:
+        print("no candidate could be run: nothing was checked")
+        return 1
+    return 0 if all(r.passed for r in compared) else 1
+
+
+def compare_with_reference(checkpoint: Path, candidates: list[Path], pairs: Path, report: Path):
+    """What ``dpanet parity --checkpoint C --model/--engine ... --pairs DIR --report REPORT`` does,
+    for ``dpanet deploy``: (results, the JSON report's text); the reports are written."""
+    args = argparse.Namespace(
+        checkpoint=checkpoint,
+        load_reference=None,
+        save_reference=None,
+        model=[c for c in candidates if c.suffix == ".onnx"],
+        engine=[c for c in candidates if c.suffix != ".onnx"],
+        left=None,
+        right=None,
+        pairs=pairs,
+        report=report,
+        atol=None,
+        min_psnr=None,
+        device=None,
+        threads=None,
+    )
+    results, _ = check(args)
+    return results, report.with_suffix(".json").read_text(encoding="utf-8")
+
+
+def check(args: argparse.Namespace):
+    """Run the comparison ``args`` describe and write its files: (results, the Markdown report)."""
     from dpanet.files import write_text_atomic
     from dpanet.runtime import parity
     from dpanet.runtime.images import write_image
@@ -171,9 +204,4 @@ def run(args: argparse.Namespace) -> int:
                 write_image(outputs[f"heat{i}"], result.heat_map, 8)
         write_text_atomic(outputs["json"], parity.json_report(results, reference_label))
         write_text_atomic(outputs["report"], report)
-    print(report, end="")
-    compared = [r for r in results if not r.skipped]
-    if candidates and not compared:
-        print("no candidate could be run: nothing was checked")
-        return 1
-    return 0 if all(r.passed for r in compared) else 1
+    return results, report

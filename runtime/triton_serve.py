@@ -1,0 +1,198 @@
+"""``dpanet serve``: our runtime on a real Triton Inference Server, in-process through PyTriton
+(torch-free; docs/serving.md).
+
+PyTriton (``pip install 'dpanet[serve]'``) ships the Triton server binary and runs it as a child
+process whose Python backend hands each request to a callable in this process. What is served is
+the network itself, the contract every backend keeps (:mod:`dpanet.runtime.pipeline`): ``left``
+and ``right``, N x 3 x H x W float32 in [0, 1], to ``output``. Pre- and post-processing (reading,
+channel order, padding, tiling, writing) stay on the client, in the same code local runs use
+(:mod:`dpanet.runtime.triton_client`), so that a served result is the local result bit for bit.
+
+The wire carries channels in BGR, the order OpenCV reads files in; a model of RGB weights has its
+channels swapped here, around the network (a permutation, exact). PyTriton's generated model
+configuration cannot carry parameters, so this is how the client knows the order without asking;
+repositories from ``dpanet triton-repo`` name their order in the ``dpanet.channel_order``
+parameter instead (:mod:`dpanet.runtime.triton_config`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sysconfig
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dpanet.contract import SIZE_MULTIPLE
+from dpanet.errors import DPANetError
+from dpanet.extras import pip_command
+from dpanet.runtime.model_info import INPUT_NAMES, OUTPUT_NAME
+
+WIRE_CHANNEL_ORDER = "BGR"
+ERROR_MARK = "DPANetError: "  # precedes the one-line message in the error text a client receives
+INSTALL_HINT = f"serving needs PyTriton and tritonclient: {pip_command('serve')}"
+
+
+@dataclass
+class ServedNetwork:
+    """One model instance: the network on wire arrays, and what the model declares."""
+
+    run: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    channel_order: str
+    label: str
+
+
+def load_network(model: Path | None, engine: Path | None, threads: int | None) -> ServedNetwork:
+    """The seam between the server and the runtime: one instance of the network, as the local
+    backends load it (ONNX Runtime for ``model``, TensorRT for ``engine``). Sizes a backend cannot
+    take (an engine's profile, a static-size model's size) are refused by the backend itself, and
+    the client gets its one-line message."""
+    if engine is not None:
+        from dpanet.runtime.tensorrt_backend import TensorRTBackend
+
+        backend = TensorRTBackend(engine)
+        label = str(engine)
+    else:
+        from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
+
+        backend = OnnxRuntimeBackend(model, threads)
+        label = str(model)
+        fixed = backend.fixed_size
+        if fixed is not None:
+            backend = _fixed_size_only(backend, fixed, label)
+    return ServedNetwork(backend, backend.channel_order, label)
+
+
+def _fixed_size_only(backend, fixed: tuple[int, int], label: str):
+    def run(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        if tuple(left.shape[2:]) != fixed:
+            h, w = left.shape[2:]
+            raise DPANetError(
+                f"{label}: input {h}x{w} is not the model's static size {fixed[0]}x{fixed[1]}; "
+                f"deblur by tiles of that size (--tile {fixed[0]}x{fixed[1]})"
+            )
+        return backend(left, right)
+
+    run.channel_order = backend.channel_order
+    return run
+
+
+def wire_to_model(network: ServedNetwork, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Run ``network`` on wire arrays (BGR) and return the output on the wire (BGR).
+
+    Every failure is a :class:`DPANetError` with one line; the client prints that line
+    (:data:`ERROR_MARK` finds it in the traceback PyTriton sends)."""
+    if left.shape != right.shape or left.ndim != 4 or left.shape[1] != 3:
+        raise DPANetError(f"left {left.shape} and right {right.shape}: need two equal N x 3 x H x W arrays")
+    if left.shape[2] % SIZE_MULTIPLE or left.shape[3] % SIZE_MULTIPLE:
+        raise DPANetError(
+            f"input {left.shape[2]}x{left.shape[3]}: H and W must be multiples of {SIZE_MULTIPLE}"
+        )
+    flip = slice(None) if network.channel_order == WIRE_CHANNEL_ORDER else slice(None, None, -1)
+    try:
+        out = network.run(np.ascontiguousarray(left[:, flip]), np.ascontiguousarray(right[:, flip]))
+    except DPANetError:
+        raise
+    except Exception as exc:  # the backends' own error types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DPANetError(
+            f"{network.label}: the model failed on {left.shape[2]}x{left.shape[3]} ({first})"
+        ) from None
+    return np.ascontiguousarray(out[:, flip])
+
+
+def use_interpreter_libpython() -> None:
+    """Make the Triton server's Python-backend stub load this interpreter's libpython.
+
+    The stub links ``libpython3.X.so`` and finds it through the library path; on a machine with a
+    system Python of the same minor version it otherwise loads the system's build, and the proxy
+    then fails inside the virtual environment's standard library (seen: ``'_thread.RLock' object
+    has no attribute '_recursion_count'``). PyTriton starts the server with a copy of this
+    process's environment, so prepending the interpreter's LIBDIR here is enough."""
+    libdir = sysconfig.get_config_var("LIBDIR")
+    if not libdir:
+        return
+    current = [p for p in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if p]
+    if current[:1] != [libdir]:
+        os.environ["LD_LIBRARY_PATH"] = os.pathsep.join([libdir, *(p for p in current if p != libdir)])
+
+
+def free_loopback_ports(count: int) -> list[int]:
+    """``count`` distinct ports free on 127.0.0.1 now (for tests and benchmarks)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@dataclass(frozen=True)
+class Ports:
+    http: int = 8000
+    grpc: int = 8001
+    metrics: int = 8002
+
+
+def _import_pytriton():
+    try:
+        from pytriton.model_config import ModelConfig, Tensor
+        from pytriton.triton import Triton, TritonConfig
+    except ImportError as exc:
+        raise DPANetError(f"{INSTALL_HINT} ({exc})") from None
+    return ModelConfig, Tensor, Triton, TritonConfig
+
+
+def start_server(
+    models: dict[str, list[ServedNetwork]],
+    ports: Ports,
+    address: str = "127.0.0.1",
+    log_file: Path | None = None,
+):
+    """A started PyTriton ``Triton`` serving each ``models`` entry, name -> its instances (one
+    network each), on HTTP, gRPC and metrics ``ports`` at ``address``; the server's log goes to
+    ``log_file`` (default: this process's stdout). Stop it with ``.stop()``."""
+    ModelConfig, Tensor, Triton, TritonConfig = _import_pytriton()
+    use_interpreter_libpython()
+    config = TritonConfig(
+        http_address=address,
+        http_port=ports.http,
+        grpc_address=address,
+        grpc_port=ports.grpc,
+        metrics_address=address,
+        metrics_port=ports.metrics,
+        exit_on_error=True,
+        exit_timeout_secs=3,  # in-flight requests get this long at shutdown
+        log_verbose=0,
+        log_file=log_file,
+    )
+    shape = (-1, 3, -1, -1)
+    triton = Triton(config=config)
+    try:
+        for name, networks in models.items():
+            triton.bind(
+                model_name=name,
+                infer_func=[_instance(n) for n in networks],
+                inputs=[Tensor(name=k, dtype=np.float32, shape=shape) for k in INPUT_NAMES],
+                outputs=[Tensor(name=OUTPUT_NAME, dtype=np.float32, shape=shape)],
+                config=ModelConfig(batching=False),  # one pair a request: sizes differ between requests
+                strict=True,
+            )
+        triton.run()
+    except Exception as exc:  # PyTriton's and tritonclient's errors carry the server's traceback
+        triton.stop()
+        text = str(exc).split("Traceback")[0].strip() or type(exc).__name__
+        raise DPANetError(f"the Triton server could not load the model: {text.splitlines()[0]}") from None
+    return triton
+
+
+def _instance(network: ServedNetwork):
+    def infer(requests):
+        return [{OUTPUT_NAME: wire_to_model(network, *(r[k] for k in INPUT_NAMES))} for r in requests]
+
+    return infer
