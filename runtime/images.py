@@ -31,7 +31,13 @@ _MAX_VALUE = {8: 255.0, 16: 65535.0}
 _JPEG_DAMAGE = ("Premature end of JPEG file", "Corrupt JPEG data")
 _PNG_ALPHA_KINDS = {4: "2 channels (grey + alpha)", 6: "4 channels (colour + alpha)"}  # IHDR colour type
 
-cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # problems reach the user as one line
+# Problems reach the user as one line, not as OpenCV's log. OpenCV 4.12+ has a logging API; older
+# releases (4.11 is the newest that runs with numpy < 2, which the serve extra's PyTriton needs) read
+# OPENCV_LOG_LEVEL when they log their first line.
+if hasattr(cv2.utils, "logging"):
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+else:
+    os.environ["OPENCV_LOG_LEVEL"] = "SILENT"
 
 
 class ImageError(DPANetError):

@@ -13,7 +13,7 @@ from dpanet.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = {
-    "deblur": ["docs/runtime.md"],
+    "deblur": ["docs/runtime.md", "docs/serving.md"],
     "parity": ["docs/runtime.md"],
     "evaluate": ["docs/training.md", "docs/runtime.md"],
     "demo": ["README.md"],
@@ -21,6 +21,10 @@ PAGES = {
     "calibrate": ["docs/int8.md"],
     "build-engine": ["docs/engines.md"],
     "doctor": ["docs/engines.md"],
+    "deploy": ["docs/serving.md"],
+    "triton-repo": ["docs/serving.md"],
+    "serve": ["docs/serving.md"],
+    "bench serving": ["docs/serving.md"],
     "convert-official": ["docs/checkpoints.md"],
     "model-info": ["docs/model.md"],
     "prepare-patches": ["docs/training.md"],
