@@ -83,6 +83,28 @@ def add_parser(subparsers) -> None:
         help="also time one frame of this size per configuration, each in a fresh process",
     )
     t.set_defaults(run=run_tiling)
+    mem = targets.add_parser(
+        "memory",
+        help="peak memory per pixel of a backend and precision (the table --max-memory plans from)",
+    )
+    mem.add_argument(
+        "--model",
+        nargs="+",
+        required=True,
+        metavar="MODEL",
+        help="models to measure: .onnx (ONNX Runtime), .plan (TensorRT), .pt (PyTorch)",
+    )
+    mem.add_argument(
+        "--sizes",
+        type=parse_size,
+        nargs="+",
+        default=[(256, 256), (384, 384), (512, 512)],
+        metavar="HxW",
+        help="input sizes to fit the line through, each in a fresh process (default: 256x256 384x384 "
+        "512x512)",
+    )
+    mem.add_argument("--threads", type=positive_int, help="CPU threads (default: all cores)")
+    mem.set_defaults(run=run_memory)
 
 
 def run_model(args: argparse.Namespace) -> int:
@@ -156,4 +178,12 @@ def run_tiling(args: argparse.Namespace) -> int:
         print(quality_table(args.pairs, args.model, configs, args.limit))
     if args.memory_size is not None:
         memory_table(args.model, check_multiple("--memory-size", args.memory_size), [None, *configs])
+    return 0
+
+
+def run_memory(args: argparse.Namespace) -> int:
+    from dpanet.runtime.memory_benchmark import memory_cost_table
+
+    sizes = [check_multiple("--sizes", size) for size in args.sizes]
+    print(memory_cost_table([str(m) for m in args.model], sizes, args.threads))
     return 0
