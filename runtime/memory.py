@@ -67,11 +67,11 @@ MEASURED_COSTS: dict[tuple[str, str], MemoryCost] = {
 """(backend, precision) -> cost at width 64; docs/runtime.md "Memory" (``dpanet bench memory``)."""
 
 
-def measured_cost(backend: str, precision: str, width: int) -> MemoryCost:
-    """The measured cost of ``backend`` at ``precision`` for a network of ``width``. A precision
-    without its own figure uses fp32's (ONNX Runtime's CPU float16 kernels convert to float32)."""
-    cost = MEASURED_COSTS.get((backend, precision)) or MEASURED_COSTS[(backend, "fp32")]
-    return cost.scaled(width)
+def measured_cost(backend: str, precision: str, width: int) -> MemoryCost | None:
+    """The measured cost of ``backend`` at ``precision`` for a network of ``width``, or None if
+    not measured (then no bound applies). A precision without its own figure uses fp32's."""
+    cost = MEASURED_COSTS.get((backend, precision)) or MEASURED_COSTS.get((backend, "fp32"))
+    return None if cost is None else cost.scaled(width)
 
 
 _UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": GIB, "T": 2**40}

@@ -166,7 +166,7 @@ def _plan_for_memory(
         if over_limit
         else f"needs about {format_memory(whole)} untiled, more than {format_memory(max_memory)}"
     )
-    return tiling, f"{h}x{w} {reason}: {count} tiles of {tiling}"
+    return tiling, f"{h}x{w} {reason}: tiled in {count} {tiling}"
 
 
 def check_tiling(
@@ -231,9 +231,9 @@ def _retry_tiling(
     wanted = tiling.overlap if tiling is not None else DEFAULT_OVERLAP if overlap is None else overlap
     smaller = smaller_tile(current, wanted)
     if smaller is None:
-        raise MemoryError(
-            f"{exc} (also in {current[0]}x{current[1]} tiles; give --max-memory or --tile)"
-        ) from exc
+        if tiling is None:  # too small to tile
+            raise exc
+        raise MemoryError(f"{exc} (also in {current[0]}x{current[1]} tiles, the smallest tried)") from exc
     retry = Tiling(smaller, wanted)
     if note:
         where = "untiled" if tiling is None else f"in {current[0]}x{current[1]} tiles"

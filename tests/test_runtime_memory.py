@@ -109,7 +109,7 @@ def test_a_frame_that_fits_runs_whole_and_one_that_does_not_is_tiled_within_the_
     budget = int(whole / 3)
     tiling, note = plan_tiling(Costly(), size, max_memory=budget)
     assert Costly.memory_cost.estimate(tiling.tile[0] * tiling.tile[1], 560 * 840) <= budget
-    assert tiling.overlap == 64 and "560x840 needs about" in note and "tiles of" in note
+    assert tiling.overlap == 64 and "560x840 needs about" in note and "tiled in" in note
     assert plan_tiling(Costly(), size, max_memory=budget, overlap=32)[0].overlap == 32
     rng = np.random.default_rng(0)
     left, right = (rng.random((1, 3, *size), dtype=np.float32) for _ in range(2))
@@ -166,7 +166,7 @@ def test_a_backend_that_runs_out_of_memory_is_retried_in_smaller_tiles(error):
 
 def test_retries_stop_at_the_smallest_tile_and_other_errors_are_not_retried():
     left = np.zeros((1, 3, 400, 600), dtype=np.float32)
-    with pytest.raises(MemoryError, match="give --max-memory or --tile"):
+    with pytest.raises(MemoryError, match=r"no room \(also in \d+x\d+ tiles, the smallest tried\)"):
         run_network(RunsOutAbove(1000, MemoryError("no room")), left, left)
     failing = RunsOutAbove(1000, ValueError("a shape the model refuses"))
     with pytest.raises(ValueError, match="refuses"):
@@ -197,7 +197,7 @@ def test_cli_max_memory_tiles_a_frame_as_an_explicit_tile_would(small_export, tm
     common += ["--model", str(small_export[1])]
     assert main([*common, "-o", str(tmp_path / "bounded.png"), "--max-memory", str(budget)]) == 0
     note = capsys.readouterr().err
-    tile = re.search(r"tiles of (\d+)x(\d+) tiles", note)
+    tile = re.search(r"tiled in \d+ (\d+)x(\d+) tiles", note)
     assert tile, note
     explicit = ["--tile", f"{tile.group(1)}x{tile.group(2)}"]
     assert main([*common, "-o", str(tmp_path / "tiled.png"), *explicit]) == 0
@@ -227,3 +227,37 @@ def test_cli_bad_max_memory_is_one_line(small_export, tmp_path, capsys, value, m
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "out.png").exists()
+
+
+def test_parity_runs_every_backend_in_the_same_tiles_the_tightest_needs():
+    from dpanet.runtime.parity import BackendRunner, SharedTiling
+
+    class Recording(Costly):
+        def __init__(self, per_pixel):
+            self.memory_cost = MemoryCost(base=100e6, per_pixel=per_pixel)
+            self.shapes = []
+
+        def __call__(self, left, right):
+            self.shapes.append(left.shape[2:])
+            return _pointwise(left, right)
+
+    light, heavy = Recording(100.0), Recording(1000.0)
+    budget = int(heavy.memory_cost.estimate(400 * 600 // 3, 400 * 600))
+    assert plan_tiling(light, (400, 600), max_memory=budget) == (None, None)  # alone it runs whole
+    notes = []
+    tiling = SharedTiling([light, heavy], budget, notes.append)
+    rng = np.random.default_rng(2)
+    feed = {name: rng.random((1, 3, 400, 600), dtype=np.float32) for name in ("left", "right")}
+    outputs = [
+        BackendRunner(f"r{i}", b, tiling).infer_impl(feed)["output"] for i, b in enumerate((light, heavy))
+    ]
+    assert light.shapes == heavy.shapes and len(light.shapes) > 1
+    assert light.shapes[0] == plan_tiling(heavy, (400, 600), max_memory=budget)[0].tile
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    assert len(notes) == 1 and "400x600 needs about" in notes[0]
+
+
+def test_overlap_without_a_tile_needs_a_bound_that_can_tile():
+    plan_tiling(Costly(), (64, 64), None, 16, max_memory=int(1e12))  # applies to the bound's tiles
+    with pytest.raises(DPANetError, match="overlap 16: only applies with a tile size"):
+        plan_tiling(_pointwise, (64, 64), None, 16, max_memory=int(1e12))  # no cost: never tiles

@@ -73,7 +73,7 @@ class TorchBackend:
         return modules, calls
 
     @property
-    def memory_cost(self) -> MemoryCost:
+    def memory_cost(self) -> MemoryCost | None:
         """Peak memory per tile, measured on the CPU (docs/runtime.md "Memory"); on CUDA the same
         float32 activations are assumed (not measured: no GPU here)."""
         return measured_cost("torch", "fp32", self.model.config.width)

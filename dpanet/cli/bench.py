@@ -98,10 +98,10 @@ def add_parser(subparsers) -> None:
         "--sizes",
         type=parse_size,
         nargs="+",
-        default=[(256, 256), (384, 384), (512, 512)],
+        default=[(192, 192), (320, 320), (448, 448)],
         metavar="HxW",
-        help="input sizes to fit the line through, each in a fresh process (default: 256x256 384x384 "
-        "512x512)",
+        help="input sizes to fit the line through, each in a fresh process (default: 192x192 320x320 "
+        "448x448)",
     )
     mem.add_argument("--threads", type=positive_int, help="CPU threads (default: all cores)")
     mem.set_defaults(run=run_memory)

@@ -90,7 +90,8 @@ def memory_size(text: str) -> int:
 
 
 def add_max_memory_option(parser: argparse.ArgumentParser) -> None:
-    """``--max-memory SIZE``, the same for every command that runs the network."""
+    """``--max-memory SIZE``, the same for every command that runs the network (``%%``: argparse
+    formats help strings with ``%``)."""
     from dpanet.runtime.memory import DEFAULT_FRACTION
 
     parser.add_argument(
@@ -98,6 +99,6 @@ def add_max_memory_option(parser: argparse.ArgumentParser) -> None:
         type=memory_size,
         metavar="SIZE",
         help="bound the run's memory (e.g. 4G, 512M): a frame estimated to need more is tiled, few "
-        f"large tiles (default: {DEFAULT_FRACTION:.0%} of the available RAM, of the free GPU memory for "
+        f"large tiles (default: {DEFAULT_FRACTION:.0%}% of the available RAM, of the free GPU memory for "
         "TensorRT; docs/runtime.md)",
     )
