@@ -42,10 +42,6 @@ class OnnxRuntimeBackend:
         options.log_severity_level = 3  # errors only: graph-optimiser warnings are not the user's problem
         if threads:
             options.intra_op_num_threads = threads
-        # No CPU memory arena: the arena grows in powers of two and keeps what it took, so a run's
-        # peak was a step function of the image size and tiles did not lower it (docs/runtime.md,
-        # "Memory"); without it the peak follows the tile size, which --max-memory plans from.
-        options.enable_cpu_mem_arena = False
         unavailable = register_plugin_ops(options)
         source = for_onnxruntime(model)
         try:
