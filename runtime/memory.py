@@ -61,8 +61,8 @@ class MemoryCost:
 
 
 MEASURED_COSTS: dict[tuple[str, str], MemoryCost] = {
-    ("onnxruntime", "fp32"): MemoryCost(base=0.0, per_pixel=0.0),
-    ("onnxruntime", "int8"): MemoryCost(base=0.0, per_pixel=0.0),
+    ("onnxruntime", "fp32"): MemoryCost(base=0.96 * GIB, per_pixel=8310.0),
+    ("onnxruntime", "int8"): MemoryCost(base=0.42 * GIB, per_pixel=14502.0),
 }
 """(backend, precision) -> cost at width 64; docs/runtime.md "Memory" (``dpanet bench memory``)."""
 

@@ -3,9 +3,9 @@
 For each size, a fresh Python process loads the model (:class:`~dpanet.runtime.deblurrer.Deblurrer`,
 so any backend) and runs the network on random N x 3 x H x W inputs ``RUNS`` times, as a tiled
 frame runs one tile after another (an allocator that keeps or grows its pool shows up); its peak
-resident set (``ru_maxrss``) is the figure. A least-squares line through (pixels, peak) gives the
-:class:`~dpanet.runtime.memory.MemoryCost`: ``base`` (the intercept) and ``per_pixel`` (the
-slope), the latter normalised to the released width (64) for the table in
+resident set (``ru_maxrss``) is the figure. A line through (pixels, peak) gives the
+:class:`~dpanet.runtime.memory.MemoryCost` (:func:`fit`): ``base`` (the intercept) and
+``per_pixel`` (the slope), the latter normalised to the released width (64) for the table in
 :data:`dpanet.runtime.memory.MEASURED_COSTS`. Torch-free unless the model is a checkpoint.
 """
 
@@ -52,11 +52,14 @@ def measure_peak(model: str, size: tuple[int, int], threads: int | None = None) 
 
 
 def fit(points: list[tuple[int, float]], width: int) -> MemoryCost:
-    """The line through (pixels, peak bytes), its slope normalised to width 64."""
+    """The least-squares slope through (pixels, peak bytes), raised to lie on or above every
+    point (an allocator that grows in steps is not a line; the estimate must not undercut a
+    measured peak), its slope normalised to width 64."""
     pixels = np.array([p for p, _ in points], dtype=np.float64)
     peaks = np.array([b for _, b in points], dtype=np.float64)
-    slope, intercept = np.polyfit(pixels, peaks, 1)
-    return MemoryCost(base=float(intercept), per_pixel=float(slope) * REFERENCE_WIDTH / width)
+    slope = max(float(np.polyfit(pixels, peaks, 1)[0]), 0.0)
+    base = float(np.max(peaks - slope * pixels))
+    return MemoryCost(base=base, per_pixel=slope * REFERENCE_WIDTH / width)
 
 
 def memory_cost_table(models: list[str], sizes: list[tuple[int, int]], threads: int | None = None) -> str:

@@ -261,3 +261,13 @@ def test_overlap_without_a_tile_needs_a_bound_that_can_tile():
     plan_tiling(Costly(), (64, 64), None, 16, max_memory=int(1e12))  # applies to the bound's tiles
     with pytest.raises(DPANetError, match="overlap 16: only applies with a tile size"):
         plan_tiling(_pointwise, (64, 64), None, 16, max_memory=int(1e12))  # no cost: never tiles
+
+
+def test_the_fitted_cost_never_undercuts_a_measured_peak():
+    from dpanet.runtime.memory_benchmark import fit
+
+    points = [(36864, 1.16 * GIB), (102400, 1.9 * GIB), (200704, 2.2 * GIB)]  # a step, not a line
+    cost = fit(points, width=32)
+    for pixels, peak in points:
+        assert cost.scaled(32).estimate(pixels, 0) >= peak - 1
+    assert cost.per_pixel == pytest.approx(2 * cost.scaled(32).per_pixel)  # normalised to width 64
