@@ -51,6 +51,16 @@ def measure_peak(model: str, size: tuple[int, int], threads: int | None = None) 
     }
 
 
+def in_fresh_process(module: str, function: str, *args) -> tuple[dict | None, str]:
+    """``module.function(*args)`` (returning a JSON-able dict) in a fresh Python process, so its
+    peak resident set is its own: (the result, "") or (None, the last line of its errors)."""
+    code = f"import json; from {module} import {function}; print(json.dumps({function}(*{args!r})))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    if done.returncode:
+        return None, (done.stderr.strip().splitlines() or ["?"])[-1]
+    return json.loads(done.stdout.strip().splitlines()[-1]), ""
+
+
 def fit(points: list[tuple[int, float]], width: int) -> MemoryCost:
     """The least-squares slope through (pixels, peak bytes), raised to lie on or above every
     point (an allocator that grows in steps is not a line; the estimate must not undercut a
@@ -70,15 +80,9 @@ def memory_cost_table(models: list[str], sizes: list[tuple[int, int]], threads: 
     for model in models:
         points, result = [], None
         for size in sizes:
-            code = (
-                "import json; from dpanet.runtime.memory_benchmark import measure_peak; "
-                f"print(json.dumps(measure_peak({model!r}, {tuple(size)}, {threads!r})))"
-            )
-            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-            if done.returncode:
-                last = (done.stderr.strip().splitlines() or ["?"])[-1]
-                raise DPANetError(f"{model} at {size[0]}x{size[1]}: the measurement failed ({last})")
-            result = json.loads(done.stdout.strip().splitlines()[-1])
+            result, error = in_fresh_process(__name__, "measure_peak", model, tuple(size), threads)
+            if result is None:
+                raise DPANetError(f"{model} at {size[0]}x{size[1]}: the measurement failed ({error})")
             points.append((size[0] * size[1], result["peak_bytes"]))
             print(
                 f"{model}: {size[0]}x{size[1]}: peak {result['peak_bytes'] / GIB:.3f} GiB, "

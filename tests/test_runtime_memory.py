@@ -271,3 +271,11 @@ def test_the_fitted_cost_never_undercuts_a_measured_peak():
     for pixels, peak in points:
         assert cost.scaled(32).estimate(pixels, 0) >= peak - 1
     assert cost.per_pixel == pytest.approx(2 * cost.scaled(32).per_pixel)  # normalised to width 64
+
+
+def test_a_measurement_runs_in_a_fresh_process_and_reports_its_error():
+    from dpanet.runtime.memory_benchmark import in_fresh_process
+
+    assert in_fresh_process("json", "loads", '{"peak": 1}') == ({"peak": 1}, "")
+    result, error = in_fresh_process("dpanet.runtime.memory", "parse_memory", "lots")
+    assert result is None and "memory size must look like 4G" in error
