@@ -279,3 +279,16 @@ def test_a_measurement_runs_in_a_fresh_process_and_reports_its_error():
     assert in_fresh_process("json", "loads", '{"peak": 1}') == ({"peak": 1}, "")
     result, error = in_fresh_process("dpanet.runtime.memory", "parse_memory", "lots")
     assert result is None and "memory size must look like 4G" in error
+
+
+def test_parity_under_a_tight_bound_still_passes_an_exact_export(small_export, tmp_path, capsys):
+    """Reference and candidate run in the same tiles, so the bound does not show as a difference."""
+    write_pair(tmp_path, "p", 200, 304, seed=5)
+    cost = OnnxRuntimeBackend(small_export[1]).memory_cost
+    budget = int(cost.estimate(200 * 304 // 2, 200 * 304))
+    argv = ["parity", "--checkpoint", str(small_export[0]), "--model", str(small_export[1])]
+    argv += ["-l", str(tmp_path / "p_L.png"), "-r", str(tmp_path / "p_R.png"), "--max-memory", str(budget)]
+    assert main(argv) == 0
+    assert "note: 200x304 needs about" in capsys.readouterr().err
+    assert main([*argv[:-1], "1M"]) == 1
+    assert "--max-memory 1 MiB: too little" in capsys.readouterr().err

@@ -143,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     from dpanet.runtime import parity
     from dpanet.runtime.images import write_image
     from dpanet.runtime.memory import default_budget
+    from dpanet.runtime.pipeline import check_tiling
 
     _check_options(args)
     outputs = _outputs(args)
@@ -168,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
     if tiling.max_memory is None:  # the default: the smallest of the backends' default budgets
         budgets = [default_budget(b) for b in tiling.backends]
         tiling.max_memory = min((b for b in budgets if b is not None), default=None)
+    for backend in tiling.backends:  # a bound too small for any tile fails before any work
+        check_tiling(backend, None, None, tiling.max_memory)
     if args.load_reference is None:
         reference = parity.compute_reference(torch_backend, channel_order, sha256, inputs, tiling)
     results = parity.compare(
