@@ -151,7 +151,8 @@ def _plan_for_memory(
     if whole <= max_memory and not over_limit:
         return None, None
     wanted = DEFAULT_OVERLAP if overlap is None else overlap
-    room = (max_memory - cost.estimate(0, pixels)) / cost.per_pixel if cost.per_pixel else pixels
+    per_pixel = cost.estimate(1, 0) - cost.estimate(0, 0)
+    room = (max_memory - cost.estimate(0, pixels)) / per_pixel if per_pixel else pixels
     tile = choose_tile(size, min(room, pixels), wanted, limit)
     if tile is None or tile[0] * tile[1] < min(MIN_TILE_PIXELS, pixels):
         smallest = cost.estimate(min(MIN_TILE_PIXELS, pixels), pixels)
