@@ -1,7 +1,7 @@
 """Memory-bounded inference: how much memory a run may take, what a tile costs, which tiles fit.
 
-A run's peak memory is modelled as ``base + per_pixel * tile pixels + IMAGE_BYTES_PER_PIXEL *
-image pixels``: ``base`` (weights, runtime) and ``per_pixel`` (the network's activations per pixel
+A run's peak memory is modelled as ``base + ACTIVATION_MARGIN * per_pixel * tile pixels +
+IMAGE_BYTES_PER_PIXEL * image pixels``: ``base`` (weights, runtime) and ``per_pixel`` (the network's activations per pixel
 of the tile it runs) are measured per backend and precision with ``dpanet bench memory`` on the
 released architecture (width 64) and listed in :data:`MEASURED_COSTS` (docs/runtime.md holds the
 same table with the command). Activations scale with the network's width, so another width's
