@@ -1,12 +1,12 @@
 """Memory-bounded inference: how much memory a run may take, what a tile costs, which tiles fit.
 
 A run's peak memory is modelled as ``base + ACTIVATION_MARGIN * per_pixel * tile pixels +
-IMAGE_BYTES_PER_PIXEL * image pixels``: ``base`` (weights, runtime) and ``per_pixel`` (the network's activations per pixel
-of the tile it runs) are measured per backend and precision with ``dpanet bench memory`` on the
-released architecture (width 64) and listed in :data:`MEASURED_COSTS` (docs/runtime.md holds the
-same table with the command). Activations scale with the network's width, so another width's
-``per_pixel`` is scaled by ``width / 64``. The image term is the arrays the pipeline itself holds
-for the whole frame (counted, below).
+IMAGE_BYTES_PER_PIXEL * image pixels``: ``base`` (weights, runtime) and ``per_pixel`` (the
+network's activations per pixel of the tile it runs) are measured per backend and precision with
+``dpanet bench memory`` on the released architecture (width 64) and listed in
+:data:`MEASURED_COSTS` (docs/runtime.md holds the same table with the command). Activations scale
+with the network's width, so another width's ``per_pixel`` is scaled by ``width / 64``. The image
+term is the arrays the pipeline itself holds for the whole frame (counted, below).
 
 The budget (``--max-memory``) defaults to :data:`DEFAULT_FRACTION` of the memory available when
 the run starts: RAM for ONNX Runtime and PyTorch on the CPU, free device memory for TensorRT and
