@@ -10,9 +10,9 @@ resumes where it stopped; every output is written atomically, so none is ever ha
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
@@ -20,7 +20,10 @@ from dpanet.errors import DPANetError
 from dpanet.files import check_not_input
 from dpanet.runtime.images import read_image, write_image
 from dpanet.runtime.pairs import FoundPairs, PairFiles
-from dpanet.runtime.pipeline import Backend, deblur_pair
+
+if TYPE_CHECKING:
+    from dpanet.runtime.deblurrer import Deblurrer
+from dpanet.runtime.pipeline import deblur_pair
 
 
 @dataclass
@@ -58,16 +61,10 @@ def prepare_output_folder(out_dir: str | os.PathLike) -> Path:
 
 
 def deblur_folder(
-    found: FoundPairs,
-    out_dir: Path,
-    backend: Backend,
-    channel_order: str,
-    overwrite: bool = False,
-    tile: tuple[int, int] | None = None,
-    overlap: int | None = None,
-    note: Callable[[str], object] | None = None,
+    found: FoundPairs, out_dir: Path, deblurrer: Deblurrer, overwrite: bool = False
 ) -> FolderSummary:
-    """Deblur every pair of ``found`` into ``out_dir`` (see the module docstring)."""
+    """Deblur every pair of ``found`` into ``out_dir`` with ``deblurrer``'s model, tiling and
+    memory bound (see the module docstring)."""
     summary = FolderSummary(failed=list(found.incomplete))
     todo = []
     for pair in found.pairs:
@@ -79,15 +76,24 @@ def deblur_folder(
     notes: set[str] = set()
 
     def note_once(message: str) -> None:  # tiling notes repeat for every pair of one size
-        if note and message not in notes:
+        if message not in notes:
             notes.add(message)
-            note(message)
+            deblurrer.note(message)
 
     for pair, target in tqdm(todo, desc="deblur", unit="image", disable=None):
         try:
             check_not_input(target, pair.left, pair.right)
             left, right = read_image(pair.left), read_image(pair.right)
-            result = deblur_pair(left, right, backend, channel_order, tile, overlap, note_once)
+            result = deblur_pair(
+                left,
+                right,
+                deblurrer.backend,
+                deblurrer.channel_order,
+                deblurrer.tile,
+                deblurrer.overlap,
+                note_once,
+                deblurrer.max_memory,
+            )
             summary.written.append(write_image(target, result.pixels, result.bit_depth))
         except DPANetError as exc:
             summary.failed.append(f"{pair.name}: {exc}")

@@ -104,18 +104,28 @@ def read_image(path: str | os.PathLike) -> Image:
     damage = [line for line in native if line.startswith(_JPEG_DAMAGE)]
     if damage:
         raise ImageError(f"{path}: truncated or corrupt JPEG (libjpeg: {damage[0].rstrip('.')})")
+    if data.ndim == 3 and data.shape[2] not in (1, 3):
+        raise ImageError(f"{path}: {_channel_problem(path, data.shape[2])}")
+    return image_from_array(data, str(path), path)
+
+
+def image_from_array(data: np.ndarray, label: str, path: Path | None = None) -> Image:
+    """An :class:`Image` of pixels as OpenCV reads them: uint8 or uint16, H x W or H x W x C with
+    C = 1 or 3 (BGR); ``label`` names the array in errors."""
+    if not isinstance(data, np.ndarray):
+        raise ImageError(f"{label}: a numpy array is needed, got {type(data).__name__}")
     if data.size == 0:
-        raise ImageError(f"{path}: image is empty")
+        raise ImageError(f"{label}: image is empty")
     if data.dtype == np.uint8:
         bit_depth = 8
     elif data.dtype == np.uint16:
         bit_depth = 16
     else:
-        raise ImageError(f"{path}: {data.dtype} pixels are not supported (need 8- or 16-bit integers)")
+        raise ImageError(f"{label}: {data.dtype} pixels are not supported (need 8- or 16-bit integers)")
     if data.ndim == 2:
         data = data[:, :, None]
-    if data.shape[2] not in (1, 3):
-        raise ImageError(f"{path}: {_channel_problem(path, data.shape[2])}")
+    if data.ndim != 3 or data.shape[2] not in (1, 3):
+        raise ImageError(f"{label}: shape {data.shape} is not H x W, H x W x 1 or H x W x 3")
     pixels = data.astype(np.float32) / _MAX_VALUE[bit_depth]
     return Image(pixels, bit_depth, path)
 

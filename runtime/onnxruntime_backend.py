@@ -13,6 +13,7 @@ import onnxruntime as ort
 
 from dpanet.errors import DPANetError
 from dpanet.runtime.float16_plugins import for_onnxruntime
+from dpanet.runtime.memory import MemoryCost, available_ram, measured_cost
 from dpanet.runtime.model_info import (
     INPUT_NAMES,
     OUTPUT_NAME,
@@ -68,6 +69,16 @@ class OnnxRuntimeBackend:
             return None
         height, width = self.info.size.split("x")
         return int(height), int(width)
+
+    @property
+    def memory_cost(self) -> MemoryCost | None:
+        """Peak process memory per tile (docs/runtime.md "Memory"), for this precision and width."""
+        return measured_cost("onnxruntime", self.info.precision, self.info.config.get("width", 64))
+
+    @staticmethod
+    def available_memory() -> int:
+        """What :data:`~dpanet.runtime.memory.DEFAULT_FRACTION` applies to: available RAM."""
+        return available_ram()
 
     def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         feeds = dict(zip(INPUT_NAMES, (left, right), strict=True))

@@ -39,7 +39,7 @@ from dpanet.errors import DPANetError
 from dpanet.runtime.images import Image, read_image
 from dpanet.runtime.metrics import scores
 from dpanet.runtime.model_info import INPUT_NAMES, OUTPUT_NAME
-from dpanet.runtime.pipeline import Backend, check_pair, from_network, run_network, to_network
+from dpanet.runtime.pipeline import Backend, check_pair, from_network, plan_tiling, run_network, to_network
 
 
 @dataclass(frozen=True)
@@ -91,12 +91,42 @@ def feeds(pairs: list[Pair], channel_order: str) -> list[dict[str, np.ndarray]]:
     ]
 
 
-class BackendRunner(BaseRunner):
-    """A Polygraphy runner around any dpanet backend callable (static-size models tile)."""
+@dataclass
+class SharedTiling:
+    """One tiling per image size for every runner of a parity run: each backend's own plan under
+    ``max_memory``, the smallest tile of them, so the reference and the candidates see the same
+    tiles and their difference is the backends' alone (tiling changes outputs a little). A
+    static-size model tiles at its own size, as always."""
 
-    def __init__(self, name: str, backend: Backend) -> None:
+    backends: list[Backend]
+    max_memory: int | None
+    note: Callable[[str], object] | None = None
+    _noted: set[str] = field(default_factory=set)
+
+    def __call__(self, size: tuple[int, int]) -> tuple[tuple[int, int] | None, int | None]:
+        tilings = []
+        for backend in self.backends:
+            if getattr(backend, "fixed_size", None) is None:
+                tiling, message = plan_tiling(backend, size, max_memory=self.max_memory)
+                if tiling is not None:
+                    tilings.append(tiling)
+                if message and self.note and message not in self._noted:
+                    self._noted.add(message)
+                    self.note(message)
+        if not tilings:
+            return None, None
+        smallest = min(tilings, key=lambda t: t.tile[0] * t.tile[1])
+        return smallest.tile, smallest.overlap
+
+
+class BackendRunner(BaseRunner):
+    """A Polygraphy runner around any dpanet backend callable (static-size models tile), tiled as
+    ``tiling`` says (None: untiled unless the backend needs tiles)."""
+
+    def __init__(self, name: str, backend: Backend, tiling: SharedTiling | None = None) -> None:
         super().__init__(name=name)
         self.backend = backend
+        self.tiling = tiling
 
     def get_input_metadata_impl(self) -> TensorMetadata:
         meta = TensorMetadata()
@@ -106,7 +136,11 @@ class BackendRunner(BaseRunner):
 
     def infer_impl(self, feed_dict: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         start = time.perf_counter()
-        out = run_network(self.backend, *(feed_dict[name] for name in INPUT_NAMES))
+        left, right = (feed_dict[name] for name in INPUT_NAMES)
+        tile, overlap = (None, None)
+        if self.tiling is not None and getattr(self.backend, "fixed_size", None) is None:
+            tile, overlap = self.tiling(left.shape[2:])
+        out = run_network(self.backend, left, right, tile, overlap)
         self.inference_time = time.perf_counter() - start
         return {OUTPUT_NAME: out}
 
@@ -140,8 +174,10 @@ def run_backend(runner: BackendRunner, inputs: list[dict], label: str) -> RunRes
     return run_quietly(Comparator.run, [runner], data_loader=bar)
 
 
-def compute_reference(backend: Backend, channel_order: str, sha256: str, inputs: list[dict]) -> RunResults:
-    runner = BackendRunner(reference_name(channel_order, sha256), backend)
+def compute_reference(
+    backend: Backend, channel_order: str, sha256: str, inputs: list[dict], tiling: SharedTiling | None = None
+) -> RunResults:
+    runner = BackendRunner(reference_name(channel_order, sha256), backend, tiling)
     return run_backend(runner, inputs, "PyTorch reference")
 
 
@@ -237,9 +273,10 @@ def compare(
     channel_order: str,
     atol: float | None = None,
     min_psnr: float | None = None,
+    tiling: SharedTiling | None = None,
 ) -> list[CandidateResult]:
     """Run the candidates and compare each with the reference (tolerances: per precision unless
-    ``atol``/``min_psnr`` override them)."""
+    ``atol``/``min_psnr`` override them), tiled as ``tiling`` says."""
     ref_name = next(iter(reference.keys()))
     ref_iterations = reference[ref_name]
     results = []
@@ -251,7 +288,7 @@ def compare(
         tolerance = Tolerance(
             default.atol if atol is None else atol, default.min_psnr if min_psnr is None else min_psnr
         )
-        run = run_backend(BackendRunner(c.label, c.backend), inputs, c.label)
+        run = run_backend(BackendRunner(c.label, c.backend, tiling), inputs, c.label)
         merged = RunResults()
         merged[ref_name] = ref_iterations  # RunResults.update() raises TypeError in Polygraphy 0.53.6
         merged[c.label] = run[c.label]

@@ -24,7 +24,22 @@ import numpy as np
 from dpanet.contract import CHANNEL_ORDERS, SIZE_MULTIPLE
 from dpanet.errors import DPANetError
 from dpanet.runtime.images import Image
-from dpanet.runtime.tiling import DEFAULT_OVERLAP, Backend, Tiling, largest_overlap, run_tiled
+from dpanet.runtime.memory import (
+    MIN_TILE_PIXELS,
+    MemoryCost,
+    choose_tile,
+    format_memory,
+    is_out_of_memory,
+    smaller_tile,
+)
+from dpanet.runtime.tiling import (
+    DEFAULT_OVERLAP,
+    Backend,
+    Tiling,
+    largest_overlap,
+    run_tiled,
+    tile_starts,
+)
 
 
 def check_pair(left: Image, right: Image) -> None:
@@ -73,15 +88,22 @@ def from_network(
 
 
 def plan_tiling(
-    backend: Backend, size: tuple[int, int], tile: tuple[int, int] | None = None, overlap: int | None = None
+    backend: Backend,
+    size: tuple[int, int],
+    tile: tuple[int, int] | None = None,
+    overlap: int | None = None,
+    max_memory: int | None = None,
 ) -> tuple[Tiling | None, str | None]:
     """How to run ``backend`` on a padded H x W image: (tiling or None for whole, a note or None).
 
     ``tile``/``overlap`` are the user's request (None: not given); they are honoured or refused,
-    never ignored."""
+    never ignored. ``max_memory`` (bytes, None: unbounded) bounds the estimated peak of a backend
+    that declares its ``memory_cost`` (:mod:`dpanet.runtime.memory`); without a ``tile``, a frame
+    that would exceed it is tiled with the fewest, largest tiles that fit."""
     fixed = getattr(backend, "fixed_size", None)
     limit = getattr(backend, "max_size", None)
-    if tile is None and overlap is not None and fixed is None and limit is None:
+    cost = getattr(backend, "memory_cost", None) if max_memory is not None else None
+    if tile is None and overlap is not None and fixed is None and limit is None and cost is None:
         raise DPANetError(f"--overlap {overlap}: only applies with a tile size")
     h, w = size
     if fixed is not None:
@@ -99,10 +121,12 @@ def plan_tiling(
         lh, lw = limit
         if tile is not None and (tile[0] > lh or tile[1] > lw):
             raise DPANetError(f"--tile {tile[0]}x{tile[1]}: larger than the backend's maximum {lh}x{lw}")
-        if tile is None and (h > lh or w > lw):
-            tile = (min(h, lh), min(w, lw))
-            tiling = Tiling(tile, overlap if overlap is not None else largest_overlap(tile)).check()
-            return tiling, f"{h}x{w} exceeds the backend's maximum {lh}x{lw}: tiled, {tiling}"
+    if tile is None and cost is not None:
+        return _plan_for_memory(cost, size, overlap, max_memory, limit)
+    if limit is not None and tile is None and (h > lh or w > lw):
+        tile = (min(h, lh), min(w, lw))
+        tiling = Tiling(tile, overlap if overlap is not None else largest_overlap(tile)).check()
+        return tiling, f"{h}x{w} exceeds the backend's maximum {lh}x{lw}: tiled, {tiling}"
     if tile is None:
         return None, None
     requested = Tiling(tuple(tile), DEFAULT_OVERLAP if overlap is None else overlap).check()
@@ -111,10 +135,59 @@ def plan_tiling(
     return Tiling((min(tile[0], h), min(tile[1], w)), requested.overlap), None  # one tile along a short axis
 
 
-def check_tiling(backend: Backend, tile: tuple[int, int] | None, overlap: int | None) -> None:
+def _plan_for_memory(
+    cost: MemoryCost,
+    size: tuple[int, int],
+    overlap: int | None,
+    max_memory: int,
+    limit: tuple[int, int] | None,
+) -> tuple[Tiling | None, str | None]:
+    """Whole when the estimate fits ``max_memory`` (and ``limit``), else the tiles
+    :func:`choose_tile` picks."""
+    h, w = size
+    pixels = h * w
+    whole = cost.estimate(pixels, pixels)
+    over_limit = limit is not None and (h > limit[0] or w > limit[1])
+    if whole <= max_memory and not over_limit:
+        return None, None
+    wanted = DEFAULT_OVERLAP if overlap is None else overlap
+    per_pixel = cost.estimate(1, 0) - cost.estimate(0, 0)
+    room = (max_memory - cost.estimate(0, pixels)) / per_pixel if per_pixel else pixels
+    tile = choose_tile(size, min(room, pixels), wanted, limit)
+    if tile is None or tile[0] * tile[1] < min(MIN_TILE_PIXELS, pixels):
+        smallest = cost.estimate(min(MIN_TILE_PIXELS, pixels), pixels)
+        raise DPANetError(
+            f"--max-memory {format_memory(max_memory)}: too little for a {h}x{w} image with this model "
+            f"(about {format_memory(smallest)} with the smallest tiles)"
+        )
+    tiling = Tiling(tile, wanted)
+    count = len(tile_starts(h, tile[0], wanted)) * len(tile_starts(w, tile[1], wanted))
+    reason = (
+        f"exceeds the backend's maximum {limit[0]}x{limit[1]}"
+        if over_limit
+        else f"needs about {format_memory(whole)} untiled, more than {format_memory(max_memory)}"
+    )
+    return tiling, f"{h}x{w} {reason}: tiled in {count} {tiling}"
+
+
+def check_tiling(
+    backend: Backend, tile: tuple[int, int] | None, overlap: int | None, max_memory: int | None = None
+) -> None:
     """Raise :class:`DPANetError` now, before any image is read, if ``tile``/``overlap`` would be
-    refused for some image (planning for a huge one makes every check :func:`plan_tiling` makes)."""
-    plan_tiling(backend, (1 << 20, 1 << 20), tile, overlap)
+    refused for some image (planning for a huge one makes every check :func:`plan_tiling` makes),
+    or if ``max_memory`` is too little for even the smallest tile."""
+    cost = getattr(backend, "memory_cost", None) if max_memory is not None else None
+    if cost is None or tile is not None or getattr(backend, "fixed_size", None) is not None:
+        plan_tiling(backend, (1 << 20, 1 << 20), tile, overlap)
+        return
+    if overlap is not None:
+        Tiling((1 << 20, 1 << 20), overlap).check()
+    smallest = cost.estimate(MIN_TILE_PIXELS, MIN_TILE_PIXELS)
+    if smallest > max_memory:
+        raise DPANetError(
+            f"--max-memory {format_memory(max_memory)}: too little for this model "
+            f"(about {format_memory(smallest)} with the smallest tiles)"
+        )
 
 
 def run_network(
@@ -124,17 +197,49 @@ def run_network(
     tile: tuple[int, int] | None = None,
     overlap: int | None = None,
     note: Callable[[str], object] | None = None,
+    max_memory: int | None = None,
 ) -> np.ndarray:
-    """The backend's output on network arrays, whole or tiled as :func:`plan_tiling` decides."""
-    tiling, message = plan_tiling(backend, left.shape[2:], tile, overlap)
+    """The backend's output on network arrays, whole or tiled as :func:`plan_tiling` decides. A
+    backend that runs out of memory anyway is run again in tiles of about half the area, with a
+    note, down to :data:`~dpanet.runtime.memory.MIN_TILE_PIXELS` (a static-size model cannot)."""
+    tiling, message = plan_tiling(backend, left.shape[2:], tile, overlap, max_memory)
     if message and note:
         note(message)
-    out = backend(left, right) if tiling is None else run_tiled(backend, left, right, tiling)
+    while True:
+        try:
+            out = backend(left, right) if tiling is None else run_tiled(backend, left, right, tiling)
+            break
+        except Exception as exc:
+            if not is_out_of_memory(exc) or getattr(backend, "fixed_size", None) is not None:
+                raise
+            tiling = _retry_tiling(tiling, left.shape[2:], overlap, exc, note)
     if tuple(out.shape) != tuple(left.shape):
         raise DPANetError(f"backend returned shape {tuple(out.shape)}, expected {tuple(left.shape)}")
     if not np.isfinite(out).all():  # would be written as black
         raise DPANetError("the network's output has NaN or Inf values; nothing written")
     return out
+
+
+def _retry_tiling(
+    tiling: Tiling | None,
+    size: tuple[int, int],
+    overlap: int | None,
+    exc: BaseException,
+    note: Callable[[str], object] | None,
+) -> Tiling:
+    """The tiling to retry with after ``exc`` (out of memory) ran ``tiling`` (None: whole)."""
+    current = tiling.tile if tiling is not None else tuple(size)
+    wanted = tiling.overlap if tiling is not None else DEFAULT_OVERLAP if overlap is None else overlap
+    smaller = smaller_tile(current, wanted)
+    if smaller is None:
+        if tiling is None:  # too small to tile
+            raise exc
+        raise MemoryError(f"{exc} (also in {current[0]}x{current[1]} tiles, the smallest tried)") from exc
+    retry = Tiling(smaller, wanted)
+    if note:
+        where = "untiled" if tiling is None else f"in {current[0]}x{current[1]} tiles"
+        note(f"out of memory {where}: retrying in {retry}")
+    return retry
 
 
 @dataclass
@@ -151,8 +256,9 @@ def deblur_pair(
     tile: tuple[int, int] | None = None,
     overlap: int | None = None,
     note: Callable[[str], object] | None = None,
+    max_memory: int | None = None,
 ) -> Deblurred:
-    """Deblur a checked pair; ``tile``/``overlap``/``note`` as in :func:`run_network`."""
+    """Deblur a checked pair; ``tile``/``overlap``/``note``/``max_memory`` as in :func:`run_network`."""
     check_pair(left, right)
     h, w = left.size
     out = run_network(
@@ -162,5 +268,6 @@ def deblur_pair(
         tile,
         overlap,
         note,
+        max_memory,
     )
     return Deblurred(from_network(out, h, w, left.channels, channel_order), left.bit_depth)

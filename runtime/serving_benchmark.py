@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from dpanet.runtime.deblurrer import Deblurrer
 from dpanet.runtime.folders import deblur_folder
-from dpanet.runtime.images import read_image, write_image
-from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
+from dpanet.runtime.images import write_image
 from dpanet.runtime.pairs import find_pairs
-from dpanet.runtime.pipeline import deblur_pair
 
 
 def _write_pairs(folder: Path, count: int, size: tuple[int, int]) -> None:
@@ -36,7 +35,6 @@ def _write_pairs(folder: Path, count: int, size: tuple[int, int]) -> None:
 
 def _through_server(url: str, pairs, out: Path, clients: int) -> tuple[float, list[float]]:
     """(wall seconds, per-pair latencies) of ``clients`` threads deblurring ``pairs``."""
-    from dpanet.runtime.triton_client import TritonBackend
 
     todo: queue.Queue = queue.Queue()
     for pair in pairs:
@@ -45,7 +43,7 @@ def _through_server(url: str, pairs, out: Path, clients: int) -> tuple[float, li
     errors: list[BaseException] = []
 
     def client() -> None:
-        backend = TritonBackend(url)
+        deblurrer = Deblurrer(url, note=lambda message: None)
         try:
             while True:
                 try:
@@ -53,14 +51,12 @@ def _through_server(url: str, pairs, out: Path, clients: int) -> tuple[float, li
                 except queue.Empty:
                     return
                 start = time.perf_counter()
-                left, right = read_image(pair.left), read_image(pair.right)
-                result = deblur_pair(left, right, backend, backend.channel_order)
-                write_image(out / f"{pair.name}.png", result.pixels, result.bit_depth)
+                deblurrer.deblur_files(pair.left, pair.right, out / f"{pair.name}.png")
                 latencies.append(time.perf_counter() - start)
         except BaseException as exc:  # reported after the threads are joined
             errors.append(exc)
         finally:
-            backend.close()
+            deblurrer.close()
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     start = time.perf_counter()
@@ -85,11 +81,11 @@ def run_serving_benchmark(
         pairs_dir.mkdir()
         _write_pairs(pairs_dir, count, size)
         found = find_pairs(pairs_dir)
-        local = OnnxRuntimeBackend(model)
+        local = Deblurrer(model, note=lambda message: None)
         out = Path(folder) / "local"
         out.mkdir()
         start = time.perf_counter()
-        deblur_folder(found, out, local, local.channel_order, True, None, None, lambda m: None)
+        deblur_folder(found, out, local, overwrite=True)
         local_s = time.perf_counter() - start
         rows.append(("local deblur --pairs (1 process)", local_s, []))
         for n in instances:

@@ -19,6 +19,7 @@ import numpy as np
 
 from dpanet.errors import DPANetError
 from dpanet.runtime.cuda_context import DeviceResources, primary_context
+from dpanet.runtime.memory import MemoryCost
 from dpanet.runtime.model_info import (
     INPUT_NAMES,
     OUTPUT_NAME,
@@ -131,6 +132,24 @@ class TensorRTBackend:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+    @property
+    def max_size(self) -> tuple[int, int]:
+        """The profile's largest H x W: larger images are tiled at it (docs/runtime.md)."""
+        return tuple(self.sizes.max)
+
+    @property
+    def memory_cost(self) -> MemoryCost:
+        """Device memory per tile: only the input and output buffers (2 x 3 inputs, 3 outputs, at
+        most 4 bytes each). TensorRT allocates the activations for the profile's maximum when the
+        engine is loaded (the default static allocation), so ``max_size`` is what bounds them."""
+        return MemoryCost(base=0.0, per_pixel=9 * 4)
+
+    def available_memory(self) -> int:
+        """Free device memory now (after loading the engine)."""
+        with self._cuda_context.active():
+            free, _ = self._cuda.mem_get_info()
+        return free
 
     def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         if not self._release.alive:

@@ -9,9 +9,6 @@ through ONNX Runtime (the deployed CPU path; torch-free).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,6 +17,7 @@ from tqdm import tqdm
 
 from dpanet.errors import DPANetError
 from dpanet.runtime.images import read_image
+from dpanet.runtime.memory_benchmark import in_fresh_process
 from dpanet.runtime.metrics import psnr
 from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
 from dpanet.runtime.pairs import find_pairs
@@ -105,15 +103,10 @@ def memory_table(model: Path, size: tuple[int, int], configs: list[Config]) -> s
     lines = [f"{'tiling':<28}{'time (s)':>10}{'peak RSS (GiB)':>16}  ({size[0]}x{size[1]}, {model.name})"]
     print(lines[0], flush=True)
     for config in configs:
-        code = (
-            "import json; from dpanet.runtime.tiling_benchmark import measure_one; "
-            f"print(json.dumps(measure_one({str(model)!r}, {tuple(size)}, {config!r})))"
-        )
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-        if done.returncode:
-            line = f"{describe(config):<28}{'failed: ' + (done.stderr.strip().splitlines() or ['?'])[-1]}"
+        result, error = in_fresh_process(__name__, "measure_one", str(model), tuple(size), config)
+        if result is None:
+            line = f"{describe(config):<28}failed: {error}"
         else:
-            result = json.loads(done.stdout.strip().splitlines()[-1])
             line = f"{describe(config):<28}{result['seconds']:>10.1f}{result['peak_rss_gib']:>16.2f}"
         print(line, flush=True)
         lines.append(line)

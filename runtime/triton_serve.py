@@ -46,23 +46,17 @@ class ServedNetwork:
 
 
 def load_network(model: Path | None, engine: Path | None, threads: int | None) -> ServedNetwork:
-    """The seam between the server and the runtime: one instance of the network, as the local
-    backends load it (ONNX Runtime for ``model``, TensorRT for ``engine``). Sizes a backend cannot
-    take (an engine's profile, a static-size model's size) are refused by the backend itself, and
-    the client gets its one-line message."""
-    if engine is not None:
-        from dpanet.runtime.tensorrt_backend import TensorRTBackend
+    """One instance of the network, loaded as :class:`~dpanet.runtime.deblurrer.Deblurrer` loads it
+    (ONNX Runtime for ``model``, TensorRT for ``engine``); the server runs the network alone. Sizes
+    a backend cannot take (an engine's profile, a static-size model's size) are refused by the
+    backend itself, and the client gets its one-line message."""
+    from dpanet.runtime.deblurrer import Deblurrer
 
-        backend = TensorRTBackend(engine)
-        label = str(engine)
-    else:
-        from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
-
-        backend = OnnxRuntimeBackend(model, threads)
-        label = str(model)
-        fixed = backend.fixed_size
-        if fixed is not None:
-            backend = _fixed_size_only(backend, fixed, label)
+    label = str(engine if engine is not None else model)
+    backend = Deblurrer(engine if engine is not None else model, threads=None if engine else threads).backend
+    fixed = getattr(backend, "fixed_size", None)
+    if fixed is not None:
+        backend = _fixed_size_only(backend, fixed, label)
     return ServedNetwork(backend, backend.channel_order, label)
 
 

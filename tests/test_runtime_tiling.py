@@ -128,7 +128,8 @@ def test_backend_maximum_tiles_larger_images_with_a_note():
         (["--tile", "100x96"], "--tile 100x96: height and width must be multiples of 8"),
         (["--tile", "128x128", "--overlap", "64"], "--tile 128x128: both sides must exceed twice"),
         (["--tile", "128x128", "--overlap", "12"], "--overlap 12: must be a non-negative multiple of 8"),
-        (["--overlap", "16"], "--overlap 16: only applies with a tile size"),
+        # without --tile, --overlap applies to the tiles --max-memory chooses; checked all the same
+        (["--overlap", "20"], "--overlap 20: must be a non-negative multiple of 8"),
         (["--tile", "wide"], None),
     ],
 )

@@ -81,9 +81,12 @@ def evaluate_split(
     progress: bool = True,
     label: str = "model",
     with_inputs: bool = True,
+    max_memory: int | None = None,
+    note: Callable[[str], object] | None = None,
 ) -> Evaluation:
     """Score ``backend`` (rows named ``label``), plus the combined input and ``baselines`` unless
-    ``with_inputs`` is False (when another backend's run already scored them)."""
+    ``with_inputs`` is False (when another backend's run already scored them). ``max_memory`` and
+    ``note`` as in :func:`dpanet.runtime.pipeline.run_network`."""
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     result = Evaluation(protocol)
@@ -92,7 +95,7 @@ def evaluate_split(
         target = read_as_protocol(scene.target, protocol).pixels
         combined = read_as_protocol(scene.combined, protocol).pixels
         start = time.perf_counter()
-        output = deblur_pair(left, right, backend, channel_order)
+        output = deblur_pair(left, right, backend, channel_order, note=note, max_memory=max_memory)
         seconds = time.perf_counter() - start
         bit_depth = left.bit_depth
         candidates = {label: output.pixels}

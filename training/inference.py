@@ -10,6 +10,7 @@ import torch
 from tqdm import tqdm
 
 from dpanet.errors import DPANetError
+from dpanet.runtime.memory import MemoryCost, available_ram, measured_cost
 from dpanet.training.blocks import PerView
 from dpanet.training.model import DPANet
 
@@ -70,6 +71,18 @@ class TorchBackend:
                 modules.append(part)
                 calls += 1
         return modules, calls
+
+    @property
+    def memory_cost(self) -> MemoryCost | None:
+        """Peak memory per tile, measured on the CPU (docs/runtime.md "Memory"); on CUDA the same
+        float32 activations are assumed (not measured: no GPU here)."""
+        return measured_cost("torch", "fp32", self.model.config.width)
+
+    def available_memory(self) -> int:
+        """Available RAM on the CPU, free device memory on CUDA."""
+        if self.device.type == "cuda":
+            return torch.cuda.mem_get_info(self.device)[0]
+        return available_ram()
 
     @torch.no_grad()
     def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:

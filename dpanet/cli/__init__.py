@@ -46,7 +46,8 @@ class Parser(argparse.ArgumentParser):
 
 
 # What bounds a command's memory, said after an out-of-memory error.
-MEMORY_HINTS = {"deblur": " (--tile HxW bounds the memory a large image needs: docs/runtime.md)"}
+_MEMORY_HINT = " (a lower --max-memory, or --tile HxW, bounds what a large image needs: docs/runtime.md)"
+MEMORY_HINTS = {"deblur": _MEMORY_HINT, "evaluate": _MEMORY_HINT, "parity": _MEMORY_HINT}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -93,6 +93,28 @@ def add_parser(subparsers) -> None:
     s.add_argument("--instances", type=positive_int, nargs="+", default=[1, 2], help="default: 1 2")
     s.add_argument("--clients", type=positive_int, nargs="+", default=[1, 2, 3, 4], help="default: 1 2 3 4")
     s.set_defaults(run=run_serving)
+    mem = targets.add_parser(
+        "memory",
+        help="peak memory per pixel of a backend and precision (the table --max-memory plans from)",
+    )
+    mem.add_argument(
+        "--model",
+        nargs="+",
+        required=True,
+        metavar="MODEL",
+        help="models to measure: .onnx (ONNX Runtime), .plan (TensorRT), .pt (PyTorch)",
+    )
+    mem.add_argument(
+        "--sizes",
+        type=parse_size,
+        nargs="+",
+        default=[(192, 192), (320, 320), (448, 448)],
+        metavar="HxW",
+        help="input sizes to fit the line through, each in a fresh process (default: 192x192 320x320 "
+        "448x448)",
+    )
+    mem.add_argument("--threads", type=positive_int, help="CPU threads (default: all cores)")
+    mem.set_defaults(run=run_memory)
 
 
 def run_model(args: argparse.Namespace) -> int:
@@ -168,4 +190,12 @@ def run_serving(args: argparse.Namespace) -> int:
 
     size = check_multiple("--size", args.size)
     print(run_serving_benchmark(args.model, size, args.count, args.instances, args.clients))
+    return 0
+
+
+def run_memory(args: argparse.Namespace) -> int:
+    from dpanet.runtime.memory_benchmark import memory_cost_table
+
+    sizes = [check_multiple("--sizes", size) for size in args.sizes]
+    print(memory_cost_table([str(m) for m in args.model], sizes, args.threads))
     return 0

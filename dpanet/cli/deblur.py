@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from dpanet.cli.options import check_multiple, non_negative_int, parse_size, positive_int
+from dpanet.cli.options import (
+    add_max_memory_option,
+    check_multiple,
+    non_negative_int,
+    parse_size,
+    positive_int,
+)
 from dpanet.errors import DPANetError
 from dpanet.runtime.tiling import DEFAULT_OVERLAP
 
@@ -72,8 +78,8 @@ def add_parser(subparsers) -> None:
         "--tile",
         type=parse_size,
         metavar="HxW",
-        help="run in overlapping tiles of this size (multiples of 8) to bound memory; a static-size "
-        "model always tiles at its own size (docs/runtime.md)",
+        help="run in overlapping tiles of this size (multiples of 8) instead of the size --max-memory "
+        "chooses; a static-size model always tiles at its own size (docs/runtime.md)",
     )
     p.add_argument(
         "--overlap",
@@ -82,13 +88,13 @@ def add_parser(subparsers) -> None:
         help="pixels neighbouring tiles share, a multiple of 8 below half the tile "
         f"(default: {DEFAULT_OVERLAP})",
     )
+    add_max_memory_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from dpanet.files import check_not_input
-    from dpanet.runtime.images import check_writable, read_image, write_image
-    from dpanet.runtime.pipeline import check_pair, check_tiling, deblur_pair
+    from dpanet.runtime.images import check_writable, read_image
 
     if args.tile is not None:
         check_multiple("--tile", args.tile)
@@ -101,14 +107,9 @@ def run(args: argparse.Namespace) -> int:
         raise DPANetError("give --left and --right (one pair) or --pairs DIR (a folder)")
     if args.overwrite:
         raise DPANetError("--overwrite applies to --pairs; a single output is always replaced")
-    left = read_image(args.left)
-    right = read_image(args.right)
-    check_pair(left, right)
+    left = read_image(args.left)  # bad inputs fail before the model loads
     check_writable(args.output, left.bit_depth)
-    backend, channel_order = _backend(args)
-    check_tiling(backend, args.tile, args.overlap)
-    result = deblur_pair(left, right, backend, channel_order, args.tile, args.overlap, _note)
-    write_image(args.output, result.pixels, result.bit_depth)
+    _deblurrer(args).deblur_files(args.left, args.right, args.output)
     print(
         f"wrote {args.output} ({left.size[0]}x{left.size[1]}, {left.channels} channel(s), "
         f"{left.bit_depth}-bit)"
@@ -119,7 +120,6 @@ def run(args: argparse.Namespace) -> int:
 def _run_folder(args: argparse.Namespace) -> int:
     from dpanet.runtime.folders import deblur_folder, prepare_output_folder
     from dpanet.runtime.pairs import find_pairs
-    from dpanet.runtime.pipeline import check_tiling
 
     if args.left is not None or args.right is not None:
         raise DPANetError("--pairs deblurs a folder; give it without --left/--right")
@@ -128,20 +128,28 @@ def _run_folder(args: argparse.Namespace) -> int:
         raise DPANetError(
             f"{args.pairs}: no complete pair ({len(found.incomplete)} view(s) without a partner)"
         )
-    backend, channel_order = _backend(args)
-    check_tiling(backend, args.tile, args.overlap)
+    deblurrer = _deblurrer(args)
     out_dir = prepare_output_folder(args.output)
-    summary = deblur_folder(
-        found, out_dir, backend, channel_order, args.overwrite, args.tile, args.overlap, _note
-    )
+    summary = deblur_folder(found, out_dir, deblurrer, args.overwrite)
     print(summary)
     return 1 if summary.failed else 0
 
 
-def _backend(args: argparse.Namespace):
-    """(backend, channel order) from --server, --backend, --engine, --model, --checkpoint."""
+def _deblurrer(args: argparse.Namespace):
+    """The :class:`~dpanet.runtime.deblurrer.Deblurrer` of --server, --backend, --engine, --model,
+    --checkpoint and the tiling and memory options; combinations that mix backends are refused here,
+    naming the options."""
+    from dpanet.runtime.deblurrer import Deblurrer
+
+    common = {"tile": args.tile, "overlap": args.overlap, "max_memory": args.max_memory, "note": _note}
     if args.server is not None:
-        return _server_backend(args)
+        local = ("backend", "model", "engine", "checkpoint", "plugins", "device", "threads")
+        given = [f"--{name}" for name in local if getattr(args, name) is not None]
+        if given:
+            raise DPANetError(
+                f"--server runs the model on the server; {', '.join(given)} are for local backends"
+            )
+        return Deblurrer(args.server, backend="triton", server_model=args.server_model, **common)
     backend_name = args.backend or ("tensorrt" if args.engine else "onnxruntime" if args.model else "torch")
     if (backend_name == "tensorrt") != (args.engine is not None):
         raise DPANetError(
@@ -155,47 +163,30 @@ def _backend(args: argparse.Namespace):
                 "--engine runs a TensorRT engine on the GPU; --model, --checkpoint, --threads and --device "
                 "are for other backends"
             )
-        from dpanet.runtime.tensorrt_backend import TensorRTBackend
-
-        backend = TensorRTBackend(args.engine, args.plugins)
-        return backend, backend.channel_order
-    if backend_name == "onnxruntime":
+        model = args.engine
+    elif backend_name == "onnxruntime":
         if args.model is None:
             raise DPANetError("--backend onnxruntime needs --model MODEL.onnx (see `dpanet export`)")
         if args.checkpoint is not None:
             raise DPANetError("--checkpoint is for the torch backend; the onnxruntime backend reads --model")
         if args.device == "cuda":
             raise DPANetError("--device cuda: the onnxruntime backend runs on the CPU (use --backend torch)")
-        from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
+        model = args.model
+    else:
+        if args.model is not None:
+            raise DPANetError("--model is for the onnxruntime backend; the torch backend reads --checkpoint")
+        from dpanet.training.checkpoint import default_checkpoint_path
 
-        backend = OnnxRuntimeBackend(args.model, args.threads)
-        return backend, backend.channel_order
-    if args.model is not None:
-        raise DPANetError("--model is for the onnxruntime backend; the torch backend reads --checkpoint")
-    return _torch_backend(args.checkpoint, args.device or "cpu", args.threads, progress=args.pairs is None)
-
-
-def _server_backend(args: argparse.Namespace):
-    local = ("backend", "model", "engine", "checkpoint", "plugins", "device", "threads")
-    given = [f"--{name}" for name in local if getattr(args, name) is not None]
-    if given:
-        raise DPANetError(f"--server runs the model on the server; {', '.join(given)} are for local backends")
-    from dpanet.runtime.triton_client import TritonBackend
-
-    backend = TritonBackend(args.server, args.server_model)
-    return backend, backend.channel_order
-
-
-def _torch_backend(checkpoint: Path | None, device: str, threads: int | None, progress: bool = True):
-    import torch
-
-    from dpanet.training.checkpoint import default_checkpoint_path, load_checkpoint
-    from dpanet.training.inference import TorchBackend, resolve_device
-
-    if threads:
-        torch.set_num_threads(threads)
-    loaded = load_checkpoint(checkpoint or default_checkpoint_path())
-    return TorchBackend(loaded.model, resolve_device(device), progress), loaded.channel_order
+        model = args.checkpoint or default_checkpoint_path()
+    return Deblurrer(
+        model,
+        backend=backend_name,
+        threads=args.threads,
+        plugins=args.plugins,
+        device=args.device if backend_name == "torch" else None,
+        progress=args.pairs is None,
+        **common,
+    )
 
 
 def _note(message: str) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from dpanet.cli.options import non_negative_int, positive_int
+from dpanet.cli.options import add_max_memory_option, non_negative_int, positive_int
 from dpanet.errors import DPANetError
 
 
@@ -49,6 +50,7 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--out", type=Path, default=Path("dpanet-eval"), help="output folder (default: dpanet-eval)"
     )
+    add_max_memory_option(p)
     p.set_defaults(run=run)
 
 
@@ -71,7 +73,14 @@ def run(args: argparse.Namespace) -> int:
         raise DPANetError("--threads is ONNX Runtime's: it needs --model")
     scenes = list_dpdd(args.data, args.split)
     scenes = scenes[: args.limit] if args.limit else scenes
-    models = _backends(args)
+    models = _deblurrers(args)
+    notes: set[str] = set()
+
+    def note_once(message: str) -> None:  # tiling notes repeat for every image of one size
+        if message not in notes:
+            notes.add(message)
+            print(f"note: {message}", file=sys.stderr)
+
     with output_folder(args.out):  # before the long part, so a bad --out fails at once
         lpips, lpips_note = load_lpips()
         if lpips is None:
@@ -81,16 +90,18 @@ def run(args: argparse.Namespace) -> int:
         with float32_mode("ieee"):  # the release's GPU had no TF32
             for protocol in protocols:
                 evaluation = None
-                for i, (label, backend, channel_order) in enumerate(models):
+                for i, (label, deblurrer) in enumerate(models):
                     part = evaluate_split(
                         scenes,
-                        backend,
-                        channel_order,
+                        deblurrer.backend,
+                        deblurrer.channel_order,
                         protocol,
                         baselines,
                         lpips,
                         label=label,
                         with_inputs=i == 0,
+                        max_memory=deblurrer.max_memory,
+                        note=note_once,
                     )
                     if evaluation is None:
                         evaluation = part
@@ -105,26 +116,28 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _backends(args: argparse.Namespace) -> list[tuple[str, object, str]]:
-    """(row label, backend, channel order) for each backend asked for; the PyTorch one first."""
+def _deblurrers(args: argparse.Namespace) -> list[tuple[str, object]]:
+    """(row label, :class:`~dpanet.runtime.deblurrer.Deblurrer`) for each backend asked for; the
+    PyTorch one first."""
+    from dpanet.runtime.deblurrer import Deblurrer
+
     models = []
     if args.checkpoint is not None or (args.model is None and args.engine is None):
-        from dpanet.training.checkpoint import default_checkpoint_path, load_checkpoint
-        from dpanet.training.inference import TorchBackend, resolve_device
+        from dpanet.training.checkpoint import default_checkpoint_path
 
-        loaded = load_checkpoint(args.checkpoint or default_checkpoint_path())
-        backend = TorchBackend(loaded.model, resolve_device(args.device), progress=False)
-        models.append(
-            ("model (PyTorch)" if args.model or args.engine else "model", backend, loaded.channel_order)
+        deblurrer = Deblurrer(
+            args.checkpoint or default_checkpoint_path(),
+            backend="torch",
+            device=args.device,
+            max_memory=args.max_memory,
         )
+        models.append(("model (PyTorch)" if args.model or args.engine else "model", deblurrer))
     if args.model is not None:
-        from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
-
-        backend = OnnxRuntimeBackend(args.model, args.threads)
-        models.append((f"model (ONNX Runtime, {backend.info.precision})", backend, backend.channel_order))
+        deblurrer = Deblurrer(
+            args.model, backend="onnxruntime", threads=args.threads, max_memory=args.max_memory
+        )
+        models.append((f"model (ONNX Runtime, {deblurrer.backend.info.precision})", deblurrer))
     if args.engine is not None:
-        from dpanet.runtime.tensorrt_backend import TensorRTBackend
-
-        backend = TensorRTBackend(args.engine)
-        models.append(("model (TensorRT)", backend, backend.channel_order))
+        deblurrer = Deblurrer(args.engine, backend="tensorrt", max_memory=args.max_memory)
+        models.append(("model (TensorRT)", deblurrer))
     return models

@@ -96,3 +96,28 @@ def profile_sizes(args: argparse.Namespace) -> tuple[tuple[int, int] | None, ...
         None if getattr(args, name) is None else check_multiple(f"--{name}", getattr(args, name))
         for name in ("min", "opt", "max")
     )
+
+
+def memory_size(text: str) -> int:
+    """``4G``, ``1.5G``, ``512M`` -> bytes (binary units), for ``--max-memory``."""
+    from dpanet.runtime.memory import parse_memory
+
+    try:
+        return parse_memory(text)
+    except DPANetError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_max_memory_option(parser: argparse.ArgumentParser) -> None:
+    """``--max-memory SIZE``, the same for every command that runs the network (``%%``: argparse
+    formats help strings with ``%``)."""
+    from dpanet.runtime.memory import DEFAULT_FRACTION
+
+    parser.add_argument(
+        "--max-memory",
+        type=memory_size,
+        metavar="SIZE",
+        help="bound the run's memory (e.g. 4G, 512M): a frame estimated to need more is tiled, few "
+        f"large tiles (default: {DEFAULT_FRACTION:.0%}% of the available RAM, of the free GPU memory for "
+        "TensorRT; docs/runtime.md)",
+    )

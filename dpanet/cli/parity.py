@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
+from dpanet.cli.options import add_max_memory_option
 from dpanet.errors import DPANetError
 
 
@@ -34,6 +36,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--device", choices=["cpu", "cuda"], help="torch device for --checkpoint (default: cpu)")
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: all cores)")
+    add_max_memory_option(p)
     p.set_defaults(run=run)
 
 
@@ -131,6 +134,10 @@ def _tensorrt_unavailable() -> str:
     return ""
 
 
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     results, report = check(args)
     print(report, end="")
@@ -168,11 +175,15 @@ def check(args: argparse.Namespace):
     from dpanet.files import write_text_atomic
     from dpanet.runtime import parity
     from dpanet.runtime.images import write_image
+    from dpanet.runtime.memory import default_budget
+    from dpanet.runtime.pipeline import check_tiling
 
     _check_options(args)
     outputs = _outputs(args)
     pairs = parity.read_pairs(_pair_files(args))
     candidates = _candidates(args)
+    backends = [c.backend for c in candidates if c.backend is not None]
+    tiling = parity.SharedTiling(backends, args.max_memory, _note)
     if args.load_reference is not None:
         reference, channel_order, sha256 = parity.load_reference(args.load_reference)
         inputs = parity.feeds(pairs, channel_order)
@@ -187,8 +198,17 @@ def check(args: argparse.Namespace):
         parity.check_candidates(candidates, channel_order, sha256)
         inputs = parity.feeds(pairs, channel_order)
         torch_backend = TorchBackend(loaded.model, resolve_device(args.device or "cpu"), progress=False)
-        reference = parity.compute_reference(torch_backend, channel_order, sha256, inputs)
-    results = parity.compare(reference, candidates, pairs, inputs, channel_order, args.atol, args.min_psnr)
+        tiling.backends.insert(0, torch_backend)
+    if tiling.max_memory is None:  # the default: the smallest of the backends' default budgets
+        budgets = [default_budget(b) for b in tiling.backends]
+        tiling.max_memory = min((b for b in budgets if b is not None), default=None)
+    for backend in tiling.backends:  # a bound too small for any tile fails before any work
+        check_tiling(backend, None, None, tiling.max_memory)
+    if args.load_reference is None:
+        reference = parity.compute_reference(torch_backend, channel_order, sha256, inputs, tiling)
+    results = parity.compare(
+        reference, candidates, pairs, inputs, channel_order, args.atol, args.min_psnr, tiling
+    )
     reference_label = next(iter(reference.keys()))
     heat_maps = {}
     if args.report is not None:
