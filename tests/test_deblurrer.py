@@ -86,7 +86,7 @@ def test_a_checkpoint_runs_in_pytorch_like_its_export(small_export):
             np.zeros((8, 8, 4), np.uint8),
             "is not H x W, H x W x 1 or H x W x 3",
         ),
-        (np.zeros((8, 8, 3), np.uint8), np.zeros((8, 16, 3), np.uint8), "size 16 x 8 differs"),
+        (np.zeros((8, 8, 3), np.uint8), np.zeros((8, 16, 3), np.uint8), "size 8x16 differs"),
         (np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3), np.uint16), "16-bit but left view is 8-bit"),
         ([[0]], np.zeros((8, 8), np.uint8), "a numpy array is needed"),
     ],

@@ -35,6 +35,7 @@ PAGES = {
     "bench ops": ["docs/plugins.md"],
     "bench export": ["docs/export.md"],
     "bench tiling": ["docs/runtime.md"],
+    "bench memory": ["docs/runtime.md"],
     "bench train": ["docs/training.md"],
 }
 
