@@ -3,10 +3,12 @@
 // groups and DCN chunks, at 1 and 3 threads. The same references on every machine: x86-64 (each
 // instruction-set variant, chosen with DPANET_CPU_KERNELS) and aarch64 under qemu (the NEON path).
 //
-//   test_cpu_kernels [ISA]   fails unless the library runs the kernels of ISA ("baseline", "avx2", ...);
-//                            exits 77 (ctest: skipped) when this CPU cannot run them
+//   test_cpu_kernels [ISA [THREADS...]]   fails unless the library runs the kernels of ISA ("baseline",
+//       "avx2", ...; "any": whichever it chose), exits 77 (ctest: skipped) when this CPU cannot run
+//       them; THREADS: the thread counts to test (default 1 and 3)
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -81,6 +83,7 @@ void correlation_matches_reference(Shape s, int d, int threads) {
     const std::string what = "correlation " + std::to_string(c_size) + "x" + std::to_string(h) + "x" +
                              std::to_string(w) + " d=" + std::to_string(d) + " threads=" + std::to_string(threads);
     CHECK(all_close(expected, scale, out, what.c_str()));
+    std::printf("%s: done\n", what.c_str());
 }
 
 struct Dcn {
@@ -156,18 +159,23 @@ void deform_conv_matches_reference(Dcn const& p, int threads) {
                              std::to_string(w) + " -> " + std::to_string(p.out_channels) +
                              " threads=" + std::to_string(threads);
     CHECK(all_close(expected, scale, out, what.c_str()));
+    std::printf("%s: done\n", what.c_str());
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress shows under a slow emulator too
     const std::string isa = dpanet_cpu_kernels();
     std::printf("CPU kernels: %s\n", isa.c_str());
-    if (argc > 1 && isa != argv[1]) {
+    if (argc > 1 && std::strcmp(argv[1], "any") != 0 && isa != argv[1]) {
         std::printf("this CPU cannot run the %s kernels (or they are not built): skipped\n", argv[1]);
         return kSkipped;
     }
-    for (int threads : {1, 3}) {
+    std::vector<int> thread_counts{1, 3};
+    if (argc > 2) thread_counts.assign(argc - 2, 0);
+    for (int i = 2; i < argc; ++i) thread_counts[static_cast<std::size_t>(i - 2)] = std::atoi(argv[i]);
+    for (int threads : thread_counts) {
         // widths below, at and past one vector (4, 8 or 16 floats), border blocks on both sides
         correlation_matches_reference({1, 3, 5, 7}, 4, threads);
         correlation_matches_reference({2, 5, 6, 37}, 4, threads);
