@@ -90,7 +90,9 @@ def test_tensorrt_10_plugin_host_code_compiles_for_aarch64(aarch64_build):
         pytest.skip(f"needs the TensorRT 10.3 headers at {TENSORRT_10} (set DPANET_SHARED to ../shared)")
     if not (CUDA_INCLUDE / "cuda_runtime_api.h").is_file():
         pytest.skip(f"needs CUDA's headers at {CUDA_INCLUDE}")
-    objects = sorted(p.name for p in (aarch64_build / "CMakeFiles").glob("dpanet_trt10_host_check.dir/**/*.o"))
+    objects = sorted(
+        p.name for p in (aarch64_build / "CMakeFiles").glob("dpanet_trt10_host_check.dir/**/*.o")
+    )
     assert objects == sorted(
         [
             "correlation_plugin.cpp.o",
