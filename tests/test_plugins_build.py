@@ -240,3 +240,13 @@ def test_missing_library_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("DPANET_PLUGINS_LIB_DIR", str(tmp_path))
     with pytest.raises(LibraryNotBuilt, match="libdpanet_cpu.so was not built"):
         library_path("cpu")
+
+
+def test_missing_plugin_library_says_how_to_build_it(monkeypatch, tmp_path):
+    """build-engine of a plugin model ends here when the install found no TensorRT headers."""
+    monkeypatch.setenv("DPANET_PLUGINS_LIB_DIR", str(tmp_path))
+    with pytest.raises(LibraryNotBuilt) as error:
+        library_path("tensorrt10")
+    message = str(error.value)
+    assert "libdpanet_trt10_plugins.so was not built" in message
+    assert "no TensorRT 10 headers" in message and "TensorRT_ROOT" in message and "docs/plugins.md" in message
