@@ -99,8 +99,8 @@ double sample(float const* v, int64_t h, int64_t w, float py, float px) {
     const double y0 = std::floor(static_cast<double>(py)), x0 = std::floor(static_cast<double>(px));
     const double ly = py - y0, lx = px - x0;
     auto value = [&](double y, double x) {
-        return y >= 0 && y < h && x >= 0 && x < w ? static_cast<double>(v[static_cast<int64_t>(y) * w + static_cast<int64_t>(x)])
-                                                  : 0.0;
+        if (y < 0 || y >= h || x < 0 || x >= w) return 0.0;
+        return static_cast<double>(v[static_cast<int64_t>(y) * w + static_cast<int64_t>(x)]);
     };
     return (1 - ly) * (1 - lx) * value(y0, x0) + (1 - ly) * lx * value(y0, x0 + 1) + ly * (1 - lx) * value(y0 + 1, x0) +
            ly * lx * value(y0 + 1, x0 + 1);
@@ -137,8 +137,9 @@ void deform_conv_matches_reference(Dcn const& p, int threads) {
                                          field(offset, 2 * taps, 2 * t + 1);
                         const double m = field(mask, taps, t);
                         for (int64_t c = 0; c < c_size; ++c) {
-                            const double v = sample(&x[static_cast<std::size_t>((n * c_size + c) * h * w)], h, w, py, px);
-                            const double term = weight[static_cast<std::size_t>(((o * c_size + c) * k + ky) * k + kx)] * m * v;
+                            const auto plane = static_cast<std::size_t>((n * c_size + c) * h * w);
+                            const auto tap = static_cast<std::size_t>(((o * c_size + c) * k + ky) * k + kx);
+                            const double term = weight[tap] * m * sample(&x[plane], h, w, py, px);
                             sum += term;
                             magnitude += std::fabs(term);
                         }
