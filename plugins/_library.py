@@ -42,6 +42,15 @@ def library_path(kind: str) -> Path:
         if (d / name).is_file():
             return d / name
     where = ", ".join(str(d) for d in dirs)
+    if kind.startswith("tensorrt"):
+        # the usual cause: pip's tensorrt wheels carry no headers, so the install skipped the library
+        raise LibraryNotBuilt(
+            f"{name} was not built (looked in {where}): the install found no TensorRT {kind[8:]} headers "
+            "(pip's tensorrt has none). Build it against TensorRT's headers (the tar package's include/, "
+            "JetPack's /usr/include/aarch64-linux-gnu): `pip install -e . -C "
+            "cmake.define.TensorRT_ROOT=/path/to/TensorRT`, or a CMake build with "
+            f"{ENV_VAR} set to its folder (docs/plugins.md)"
+        )
     raise LibraryNotBuilt(
         f"{name} was not built (looked in {where}). Reinstall with `pip install -e .` and read the "
         f"'dpanet: not building' lines of its CMake output (pip -v), or set {ENV_VAR} to a CMake build "

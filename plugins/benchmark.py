@@ -125,14 +125,34 @@ def _max_diff(a, b) -> float:
     return float(np.max(np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))))
 
 
-def _cpu_dcn_rows(c: int, h: int, w: int, repeats: int, threads: int) -> list[Row]:
+def _other_build_rows(
+    fn, y, repeats: int, ours: float, device_op_shape: tuple, flop: float, library
+) -> list[Row]:
+    """The same call through another build of libdpanet_cpu (``--cpu-library``), e.g. -march=native."""
+    if library is None:
+        return []
+    from dpanet.plugins import cpu
+
+    seconds, y_other = median_seconds(lambda: fn(library), repeats)
+    name = f"ours, {cpu.kernels_isa(library)} build"
+    return [Row(*device_op_shape, name, seconds, ours, flop, _max_diff(y_other, y))]
+
+
+def _cpu_dcn_rows(c: int, h: int, w: int, repeats: int, threads: int, library=None) -> list[Row]:
     import torch
 
     from dpanet.plugins import cpu
     from dpanet.training.ops import modulated_deform_conv2d
 
     x, offset, mask, weight, bias = inputs = dcn_inputs(c, h, w)
-    ours, y = median_seconds(lambda: cpu.modulated_deform_conv2d(*inputs, 1, 1, 1, threads=threads), repeats)
+
+    def run(lib=None):
+        return cpu.modulated_deform_conv2d(*inputs, 1, 1, 1, threads=threads, library=lib)
+
+    ours, y = median_seconds(run, repeats)
+    other = _other_build_rows(
+        run, y, repeats, ours, ("CPU", "DCN", f"{c}x{h}x{w}"), dcn_flop(c, h, w), library
+    )
     session = deform_conv_session(c, h, w, threads)
     feed = {"x": x, "weight": weight, "offset": offset, "bias": bias, "mask": mask}
     ort_seconds, y_ort = median_seconds(lambda: session.run(None, feed)[0], repeats)
@@ -152,12 +172,13 @@ def _cpu_dcn_rows(c: int, h: int, w: int, repeats: int, threads: int) -> list[Ro
             flop,
             note=f"workspace {workspace / 2**20:.0f} MiB",
         ),
+        *other,
         Row("CPU", "DCN", shape, "ONNX Runtime DeformConv", ort_seconds, ours, flop, _max_diff(y_ort, y)),
         Row("CPU", "DCN", shape, "PyTorch op", torch_seconds, ours, flop, _max_diff(y_torch.numpy(), y)),
     ]
 
 
-def _cpu_correlation_rows(c: int, h: int, w: int, repeats: int, threads: int) -> list[Row]:
+def _cpu_correlation_rows(c: int, h: int, w: int, repeats: int, threads: int, library=None) -> list[Row]:
     import torch
 
     from dpanet.plugins import cpu
@@ -165,9 +186,13 @@ def _cpu_correlation_rows(c: int, h: int, w: int, repeats: int, threads: int) ->
 
     rng = np.random.default_rng(1)
     first, second = (rng.random((1, c, h, w), dtype=np.float32) for _ in range(2))
-    ours, y = median_seconds(
-        lambda: cpu.correlation(first, second, MAX_DISPLACEMENT, threads=threads), repeats
-    )
+
+    def run(lib=None):
+        return cpu.correlation(first, second, MAX_DISPLACEMENT, threads=threads, library=lib)
+
+    ours, y = median_seconds(run, repeats)
+    shape_key = ("CPU", "correlation", f"{c}x{h}x{w}")
+    other = _other_build_rows(run, y, repeats, ours, shape_key, correlation_flop(c, h, w), library)
     pair = torch.from_numpy(first), torch.from_numpy(second)
     with torch.no_grad():
         torch_seconds, y_torch = median_seconds(lambda: correlation(*pair, MAX_DISPLACEMENT), repeats)
@@ -175,19 +200,20 @@ def _cpu_correlation_rows(c: int, h: int, w: int, repeats: int, threads: int) ->
     diff = _max_diff(y_torch.numpy(), y)
     return [
         Row("CPU", "correlation", shape, "ours (C++)", ours, ours, flop),
+        *other,
         Row("CPU", "correlation", shape, "PyTorch op", torch_seconds, ours, flop, diff),
     ]
 
 
-def cpu_rows(scale: float, repeats: int, threads: int) -> list[Row]:
+def cpu_rows(scale: float, repeats: int, threads: int, library=None) -> list[Row]:
     import torch
 
     torch.set_num_threads(threads)
     rows = []
     for c, h, w in level_shapes(LEVELS, scale):
-        rows += _cpu_dcn_rows(c, h, w, repeats, threads)
+        rows += _cpu_dcn_rows(c, h, w, repeats, threads, library)
     for c, h, w in level_shapes(CORRELATION_LEVELS, scale):
-        rows += _cpu_correlation_rows(c, h, w, repeats, threads)
+        rows += _cpu_correlation_rows(c, h, w, repeats, threads, library)
     return rows
 
 
@@ -313,14 +339,18 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def run_ops_benchmark(scale: float = 1.0, repeats: int = 3, threads: int = 0) -> str:
+def run_ops_benchmark(scale: float = 1.0, repeats: int = 3, threads: int = 0, cpu_library=None) -> str:
+    """``cpu_library``: another build's libdpanet_cpu.so, timed beside the installed one (rows
+    "ours, <isa> build"), e.g. a -march=native build against the portable install (docs/plugins.md)."""
     import os
 
     import onnxruntime
     import torch
 
+    from dpanet.plugins import cpu
+
     threads = threads if threads > 0 else os.cpu_count() or 1
-    rows = cpu_rows(scale, repeats, threads)
+    rows = cpu_rows(scale, repeats, threads, cpu_library)
     gpu, skipped = "", "CUDA is not available to torch on this machine"
     if torch.cuda.is_available():
         try:
@@ -339,7 +369,8 @@ def run_ops_benchmark(scale: float = 1.0, repeats: int = 3, threads: int = 0) ->
     return "\n".join(
         [
             f"DPANet op shapes for a {size} frame, {threads} CPU threads, median of {repeats}, "
-            f"torch {torch.__version__}, onnxruntime {onnxruntime.__version__}{gpu}",
+            f"CPU kernels {cpu.kernels_isa()}, torch {torch.__version__}, "
+            f"onnxruntime {onnxruntime.__version__}{gpu}",
             format_table(with_totals(rows)),
             *notes,
         ]

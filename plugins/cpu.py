@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Sequence
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 
@@ -22,10 +23,11 @@ _FLOATS = ctypes.POINTER(ctypes.c_float)
 
 
 @cache
-def _lib() -> ctypes.CDLL:
+def _lib(path: Path | None = None) -> ctypes.CDLL:
+    """libdpanet_cpu: the installed one, or the one at ``path`` (another build, for comparisons)."""
     import scipy_openblas32  # noqa: F401  (loads the OpenBLAS libdpanet_cpu links, docs/plugins.md)
 
-    lib = ctypes.CDLL(str(library_path("cpu")))
+    lib = ctypes.CDLL(str(path or library_path("cpu")))
     shape, err = ctypes.POINTER(ctypes.c_int64), (ctypes.c_char_p, ctypes.c_size_t)
     attrs = ctypes.POINTER(ctypes.c_int32)
     i32, i64 = ctypes.c_int32, ctypes.c_int64
@@ -44,8 +46,10 @@ def _lib() -> ctypes.CDLL:
         ),
         "dpanet_deform_conv_cpu_workspace_size": (shape, shape, attrs, i32),
         "dpanet_plugin_field_name": (ctypes.c_char_p, i32),
+        "dpanet_cpu_kernels": (),
     }
     restypes = {
+        "dpanet_cpu_kernels": ctypes.c_char_p,
         "dpanet_deform_conv_cpu_workspace_size": ctypes.c_size_t,
         "dpanet_plugin_field_name": ctypes.c_char_p,
     }
@@ -101,10 +105,17 @@ def attrs_array(stride, padding, dilation) -> ctypes.Array:
     return _ATTRS(*_pair(stride, "stride"), *_pair(padding, "padding"), *_pair(dilation, "dilation"))
 
 
-def correlation(first: np.ndarray, second: np.ndarray, max_displacement: int, threads: int = 0) -> np.ndarray:
-    """Cost volume ``N x (2d+1)^2 x H x W``; ``threads`` <= 0 uses the OpenMP default."""
+def correlation(
+    first: np.ndarray,
+    second: np.ndarray,
+    max_displacement: int,
+    threads: int = 0,
+    library: Path | None = None,
+) -> np.ndarray:
+    """Cost volume ``N x (2d+1)^2 x H x W``; ``threads`` <= 0 uses the OpenMP default; ``library``:
+    another build of libdpanet_cpu to run instead of the installed one."""
     first, second = _array("first", first), _array("second", second)
-    lib = _lib()
+    lib = _lib(library)
     shapes = (_shape("first", first), _shape("second", second))
     out_shape = _SHAPE()
     _call(lib.dpanet_correlation_output_shape, *shapes, int(max_displacement), out_shape)
@@ -144,11 +155,13 @@ def modulated_deform_conv2d(
     padding: int | Sequence[int] = 1,
     dilation: int | Sequence[int] = 1,
     threads: int = 0,
+    library: Path | None = None,
 ) -> np.ndarray:
-    """DCNv2 of docs/ops.md (``mask`` applied as given); ``threads`` <= 0 uses the OpenMP default."""
+    """DCNv2 of docs/ops.md (``mask`` applied as given); ``threads`` <= 0 uses the OpenMP default;
+    ``library``: another build of libdpanet_cpu to run instead of the installed one."""
     arrays, shapes, bias, bias_size = _dcn_args(x, offset, mask, weight, bias)
     attrs = attrs_array(stride, padding, dilation)
-    lib = _lib()
+    lib = _lib(library)
     out_shape = _SHAPE()
     _call(lib.dpanet_deform_conv_output_shape, *shapes, bias_size, attrs, out_shape)
     out = np.empty(tuple(out_shape), dtype=np.float32)
@@ -182,3 +195,9 @@ def plugin_field_names(plugin: str) -> list[str]:
     if not names:
         raise ValueError(f"unknown plugin {plugin!r}")
     return names
+
+
+def kernels_isa(library: Path | None = None) -> str:
+    """The instruction set of the kernels the library runs on this CPU: ``baseline``, ``avx2``,
+    ``avx512`` (chosen at run time, or by ``DPANET_CPU_KERNELS``) or ``native`` (docs/plugins.md)."""
+    return _lib(library).dpanet_cpu_kernels().decode()

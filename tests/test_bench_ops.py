@@ -46,3 +46,22 @@ def test_totals_sum_each_implementation_over_levels():
 def test_cli_rejects_a_bad_scale(capsys):
     assert main(["bench", "ops", "--scale", "2"]) == 1
     assert "--scale must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_another_build_of_the_cpu_kernels_is_timed_beside_ours():
+    """--cpu-library: each level runs through the other library too (here the installed one again,
+    which must give the same numbers), named by the instruction set it runs."""
+    from dpanet.plugins import cpu
+    from dpanet.plugins._library import library_path
+    from dpanet.plugins.benchmark import CORRELATION_LEVELS, LEVELS, cpu_rows
+
+    rows = cpu_rows(scale=0.02, repeats=1, threads=2, library=library_path("cpu"))
+    other = [r for r in rows if r.impl.startswith("ours, ")]
+    assert {r.impl for r in other} == {f"ours, {cpu.kernels_isa()} build"}
+    assert len(other) == len(LEVELS) + len(CORRELATION_LEVELS)
+    assert all(r.max_diff == 0.0 for r in other)
+
+
+def test_cli_rejects_a_folder_without_the_cpu_library(capsys, tmp_path):
+    assert main(["bench", "ops", "--cpu-library", str(tmp_path)]) == 1
+    assert f"--cpu-library: no libdpanet_cpu.so in {tmp_path}" in capsys.readouterr().err

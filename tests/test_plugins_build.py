@@ -42,7 +42,8 @@ def _headers_or_skip(major: str) -> Path:
 @pytest.fixture(scope="module")
 def ctest_build() -> Path:
     """A standalone build of plugins/ with its tests (kept in build/ctest, so reruns are incremental):
-    one CUDA architecture, the CUDA objects compiled once and linked into both plugin libraries."""
+    warnings as errors, one CUDA architecture (the default list is checked on the installed library),
+    the CUDA objects compiled once and linked into both plugin libraries."""
     if shutil.which("cmake") is None:
         pytest.skip("needs cmake on PATH to build the C++ tests")
     headers = [h for h in TENSORRT_HEADERS.values() if (h / "NvInferRuntime.h").is_file()]
@@ -54,6 +55,7 @@ def ctest_build() -> Path:
             "-B",
             str(CTEST_BUILD),
             "-DDPANET_BUILD_TESTS=ON",
+            "-DDPANET_WARNINGS_AS_ERRORS=ON",  # the project's own builds; users' builds only warn
             "-DCMAKE_CUDA_ARCHITECTURES=87",
             f"-DPython3_EXECUTABLE={sys.executable}",  # the one with scipy-openblas32 installed
             f"-DTensorRT_INCLUDE_DIR={';'.join(str(h) for h in headers)}",
@@ -124,6 +126,68 @@ def test_cuda_kernels_match_the_cpu_kernels_in_emulation(ctest_build):
     assert "1/1 Test #" in out and "Passed" in out
 
 
+@pytest.mark.slow
+def test_cpu_kernels_pass_their_references_in_every_variant(ctest_build):
+    """The dispatched kernels and each instruction-set variant this CPU runs (the others skip)."""
+    out = _run(["ctest", "--output-on-failure", "-R", "^cpu_kernels"], cwd=ctest_build)
+    assert "cpu_kernels_baseline" in out and "100% tests passed" in out
+
+
+def _cuobjdump() -> str:
+    """cuobjdump from PATH, the CUDA toolkit or the nvidia-cuda-cuobjdump wheel."""
+    import importlib.util
+
+    candidates = [shutil.which("cuobjdump"), "/usr/local/cuda/bin/cuobjdump"]
+    spec = importlib.util.find_spec("nvidia")
+    for root in spec.submodule_search_locations if spec else []:
+        candidates += [str(p) for p in Path(root).glob("*/bin/cuobjdump")]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return candidate
+    pytest.skip("needs cuobjdump (CUDA toolkit, or pip install nvidia-cuda-cuobjdump)")
+
+
+def _cuda_architectures(library: Path) -> tuple[set[str], set[str]]:
+    """(sm_XX of the cubins, sm_XX of the PTX) in a library's fat binary."""
+    tool = _cuobjdump()
+    elf = _run([tool, "--list-elf", str(library)])
+    ptx = _run([tool, "--list-ptx", str(library)])
+    return set(re.findall(r"\.(sm_\d+)\.cubin", elf)), set(re.findall(r"\.(sm_\d+)\.ptx", ptx))
+
+
+def test_installed_cuda_library_runs_on_the_gpus_people_deploy_on():
+    """The install's default architectures (no GPU visible at build time): T4, A100, A10/RTX 30xx,
+    Orin, L4/RTX 40xx, H100 as cubins, and sm_90's PTX for newer GPUs (Blackwell, Thor)."""
+    if shutil.which("nvcc") is None:
+        pytest.skip("no nvcc on PATH: the install skips the CUDA kernels")
+    try:
+        library = library_path("cuda")
+    except LibraryNotBuilt as exc:
+        pytest.fail(f"nvcc exists but the CUDA library was not installed: {exc}")
+    if (
+        shutil.which("nvidia-smi")
+        and subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode == 0
+    ):
+        pytest.skip("a GPU was visible at install time: the library holds that GPU's architecture only")
+    cubins, ptx = _cuda_architectures(library)
+    assert cubins == {"sm_75", "sm_80", "sm_86", "sm_87", "sm_89", "sm_90"}
+    assert ptx == {"sm_90"}
+
+
+@pytest.mark.parametrize("warnings_as_errors", [None, "ON"])
+def test_warnings_are_errors_only_when_the_tests_ask(tmp_path, warnings_as_errors):
+    """Users' builds (pip, or cmake without options) must not fail on a compiler's new warning."""
+    if shutil.which("cmake") is None:
+        pytest.skip("needs cmake on PATH")
+    options = ["-DDPANET_BUILD_CUDA=OFF", f"-DPython3_EXECUTABLE={sys.executable}"]
+    if warnings_as_errors:
+        options.append(f"-DDPANET_WARNINGS_AS_ERRORS={warnings_as_errors}")
+    _run(["cmake", "-S", str(REPO / "plugins"), "-B", str(tmp_path), *options])
+    flags = "".join(f.read_text() for f in tmp_path.glob("CMakeFiles/*.dir/flags.make"))
+    assert "-Wall" in flags
+    assert ("-Werror" in flags) == bool(warnings_as_errors)
+
+
 def test_cuda_library_was_built_when_nvcc_exists():
     if shutil.which("nvcc") is None:
         pytest.skip("no nvcc on PATH: the install skips the CUDA kernels")
@@ -189,3 +253,13 @@ def test_missing_library_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("DPANET_PLUGINS_LIB_DIR", str(tmp_path))
     with pytest.raises(LibraryNotBuilt, match="libdpanet_cpu.so was not built"):
         library_path("cpu")
+
+
+def test_missing_plugin_library_says_how_to_build_it(monkeypatch, tmp_path):
+    """build-engine of a plugin model ends here when the install found no TensorRT headers."""
+    monkeypatch.setenv("DPANET_PLUGINS_LIB_DIR", str(tmp_path))
+    with pytest.raises(LibraryNotBuilt) as error:
+        library_path("tensorrt10")
+    message = str(error.value)
+    assert "libdpanet_trt10_plugins.so was not built" in message
+    assert "no TensorRT 10 headers" in message and "TensorRT_ROOT" in message and "docs/plugins.md" in message

@@ -60,6 +60,13 @@ def add_parser(subparsers) -> None:
     )
     o.add_argument("--repeats", type=int, default=3, help="timed runs per measurement, median (default: 3)")
     o.add_argument("--threads", type=positive_int, help="CPU threads for every peer (default: all cores)")
+    o.add_argument(
+        "--cpu-library",
+        type=Path,
+        metavar="DIR",
+        help="also time the CPU kernels of another build's libdpanet_cpu.so in DIR (e.g. a -march=native "
+        "build against the portable install, docs/plugins.md)",
+    )
     o.set_defaults(run=run_ops)
     t = targets.add_parser(
         "tiling",
@@ -157,9 +164,14 @@ def run_train(args: argparse.Namespace) -> int:
 def run_ops(args: argparse.Namespace) -> int:
     if not 0 < args.scale <= 1 or args.repeats < 1:
         raise DPANetError("--scale must be in (0, 1] and --repeats at least 1")
+    library = None
+    if args.cpu_library is not None:
+        library = args.cpu_library / "libdpanet_cpu.so"
+        if not library.is_file():
+            raise DPANetError(f"--cpu-library: no libdpanet_cpu.so in {args.cpu_library}")
     from dpanet.plugins.benchmark import run_ops_benchmark
 
-    print(run_ops_benchmark(args.scale, args.repeats, args.threads or 0))
+    print(run_ops_benchmark(args.scale, args.repeats, args.threads or 0, library))
     return 0
 
 

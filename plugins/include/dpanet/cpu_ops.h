@@ -49,6 +49,11 @@ DPANET_API const char* dpanet_plugin_field_name(const char* plugin, int32_t inde
 DPANET_API size_t dpanet_deform_conv_cpu_workspace_size(const int64_t x_shape[4], const int64_t weight_shape[4],
                                                         const int32_t attrs[6], int32_t num_threads);
 
+/* The instruction set of the kernels in use: "baseline" (SSE2 on x86-64, NEON on aarch64), "avx2",
+ * "avx512" (chosen at the first call for this CPU, or by the environment variable DPANET_CPU_KERNELS)
+ * or "native" (a -march=native build). */
+DPANET_API const char* dpanet_cpu_kernels(void);
+
 #ifdef __cplusplus
 }
 #endif

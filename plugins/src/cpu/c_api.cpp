@@ -65,8 +65,9 @@ int dpanet_correlation_cpu(const float* first, const int64_t first_shape[4], con
         return report("correlation: a tensor pointer is NULL", error, error_size);
     }
     const int threads = dpanet::cpu::resolve_threads(num_threads);
-    return run([&] { dpanet::cpu::correlation(first, second, dims(first_shape), max_displacement, out, threads); },
-               [] { return std::string("correlation: out of memory for its scratch rows"); }, error, error_size);
+    return run(
+        [&] { dpanet::cpu::kernels().correlation(first, second, dims(first_shape), max_displacement, out, threads); },
+        [] { return std::string("correlation: out of memory for its scratch rows"); }, error, error_size);
 }
 
 int dpanet_deform_conv_output_shape(const int64_t x_shape[4], const int64_t offset_shape[4],
@@ -93,11 +94,12 @@ int dpanet_deform_conv_cpu(const float* x, const int64_t x_shape[4], const float
     const int threads = dpanet::cpu::resolve_threads(num_threads);
     return run(
         [&] {
-            dpanet::cpu::deform_conv(x, offset, mask, weight, bias_size >= 0 ? bias : nullptr, shapes, a, out_shape,
-                                     out, threads);
+            dpanet::cpu::kernels().deform_conv(x, offset, mask, weight, bias_size >= 0 ? bias : nullptr, shapes, a,
+                                               out_shape, out, threads);
         },
         [&] {
-            const auto bytes = dpanet::cpu::deform_conv_workspace_bytes(shapes.x, shapes.weight, out_shape, threads);
+            const auto bytes =
+                dpanet::cpu::kernels().deform_conv_workspace_bytes(shapes.x, shapes.weight, out_shape, threads);
             return "modulated_deform_conv2d: out of memory for its workspace of " + std::to_string(bytes >> 20) +
                    " MiB (docs/plugins.md)";
         },
@@ -119,8 +121,10 @@ size_t dpanet_deform_conv_cpu_workspace_size(const int64_t x_shape[4], const int
     const auto a = deform_attrs(attrs);
     Dims4 out_shape{};
     if (!dpanet::deform_conv_output_dims(dims(x_shape), dims(weight_shape), a, out_shape).empty()) return 0;
-    return dpanet::cpu::deform_conv_workspace_bytes(dims(x_shape), dims(weight_shape), out_shape,
+    return dpanet::cpu::kernels().deform_conv_workspace_bytes(dims(x_shape), dims(weight_shape), out_shape,
                                                     dpanet::cpu::resolve_threads(num_threads));
 }
+
+const char* dpanet_cpu_kernels(void) { return dpanet::cpu::kernels().isa; }
 
 }  // extern "C"

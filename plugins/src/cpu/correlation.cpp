@@ -10,7 +10,7 @@
 #include "parallel.h"
 #include "simd.h"
 
-namespace dpanet::cpu {
+namespace dpanet::cpu::DPANET_CPU_ISA {
 namespace {
 
 constexpr int kGroup = 9;
@@ -123,4 +123,4 @@ void correlation(float const* first, float const* second, Dims4 const& shape, in
     });
 }
 
-}  // namespace dpanet::cpu
+}  // namespace dpanet::cpu::DPANET_CPU_ISA

@@ -15,7 +15,7 @@
 #include "parallel.h"
 #include "simd.h"
 
-namespace dpanet::cpu {
+namespace dpanet::cpu::DPANET_CPU_ISA {
 namespace {
 
 // One tap's column block of a chunk: at most 1 MiB, so that it is still in the core's cache (1 MiB of
@@ -184,4 +184,4 @@ std::size_t deform_conv_workspace_bytes(Dims4 const& x, Dims4 const& weight, Dim
     return static_cast<std::size_t>(workspace_floats(geometry(x, weight, out_shape, threads), threads)) * 4;
 }
 
-}  // namespace dpanet::cpu
+}  // namespace dpanet::cpu::DPANET_CPU_ISA

@@ -1,10 +1,13 @@
-// Portable SIMD through the GCC/Clang vector extension: the widest float vector the target enables
-// (AVX-512, AVX/AVX2, otherwise 128-bit: SSE, NEON), so the same code vectorises on x86 and Jetson.
+// Portable SIMD through the GCC/Clang vector extension: the widest float vector the compilation
+// enables (AVX-512, AVX/AVX2, otherwise 128-bit: SSE2, NEON), so the same code vectorises on x86 and
+// Jetson. The kernels are compiled once per instruction set (kernels.h), each in its own namespace.
 #pragma once
 
 #include <cstring>
 
-namespace dpanet::cpu {
+#include "kernels.h"
+
+namespace dpanet::cpu::DPANET_CPU_ISA {
 
 #if defined(__AVX512F__)
 #define DPANET_VECTOR_BYTES 64
@@ -27,4 +30,4 @@ inline void store(float* p, Vec v) { std::memcpy(p, &v, sizeof v); }
 
 inline Vec splat(float x) { return Vec{} + x; }
 
-}  // namespace dpanet::cpu
+}  // namespace dpanet::cpu::DPANET_CPU_ISA
