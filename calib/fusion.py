@@ -125,7 +125,7 @@ def quantizer_sites(model: onnx.ModelProto) -> dict[str, str]:
                 conv_input = node.input[1 - residual[node.name]]
                 return "float output" if producer[conv_input].name in quantized else "float conv"
             return "add"
-        if node.op_type in PLUGIN_OPS:
+        if node.op_type in (*PLUGIN_OPS, "DeformConv"):
             return "plugin"
         if node.op_type in COMMUTING:
             sites = {site(i) for i in node.input if i not in initializers}
