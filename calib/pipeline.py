@@ -152,20 +152,24 @@ def calibrate_checkpoint(
             Path(folder), progress and (lambda: progress.update()), options.cpu_arch,
         )  # fmt: skip
         _close(progress)
-        ranking = []
+        ranking, search = [], False
         if options.report is not None or target != Target():
             evaluator = Evaluator(graphs["plugin"], calibration_set.pairs, options.threads)
+            search = target != Target() and not target.met(
+                evaluator.fidelity(place_qdq(graphs["plugin"], calibration, excluded))
+            )  # rank the blocks (one run each) only when the rules alone miss the target, or for --report
+        if options.report is not None or search:
             progress = _bar(bar, len(blocks(layers, excluded)), "block sensitivity")
             ranking = layer_sensitivities(
                 graphs["plugin"], calibration, layers, excluded, evaluator, progress and progress.update
             )
             _close(progress)
-            if target != Target():
-                excluded, _ = exclude_until(
-                    graphs["plugin"], calibration, ranking, excluded, target, evaluator,
-                    lambda n, f: log(f"search: {n} conv(s) kept in high precision, worst pair "
-                                     f"{f.worst_vs_float32:.2f} dB vs float32"),
-                )  # fmt: skip
+        if search:
+            excluded, _ = exclude_until(
+                graphs["plugin"], calibration, ranking, excluded, target, evaluator,
+                lambda n, f: log(f"search: {n} conv(s) kept in high precision, worst pair "
+                                 f"{f.worst_vs_float32:.2f} dB vs float32"),
+            )  # fmt: skip
         excluded_layers = sorted({layers[n] for n in excluded})
         model = finish(
             place_qdq(graphs[options.flavor], calibration, excluded),
