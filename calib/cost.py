@@ -47,4 +47,3 @@ def high_precision_share(model: onnx.ModelProto, excluded: set[str], size: tuple
     """The share of ``model``'s conv MACs in the ``excluded`` Conv nodes."""
     macs = conv_macs(model, size)
     return sum(macs[n] for n in excluded if n in macs) / sum(macs.values())
-
