@@ -13,7 +13,7 @@ predictor's Conv, its Slice and Sigmoid) and the network output stay in float.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import onnx
 from onnxruntime.quantization import QuantType
@@ -33,6 +33,9 @@ class TargetLayout:
     inputs). False: only the DCN/correlation inputs and the output are restored to float."""
     float16: bool = False
     residual_add_dq: bool = False
+    fold_pads: bool = False
+    min_channels: int = 0
+    """Convs with fewer input (per group) or output channels stay in high precision."""
 
 
 LAYOUTS = {
@@ -44,12 +47,14 @@ LAYOUTS = {
             "WeightSymmetric": True,
             "QuantizeBias": False,
             "AddQDQPairToWeight": True,
-            "DedicatedQDQPair": True,
+            "DedicatedQDQPair": False,  # one Q per tensor, as ModelOpt: TensorRT fuses one Q, not two
             "OpTypesToExcludeOutputQuantization": ["Conv"],
         },
         float_consumers_everywhere=True,
         float16=True,
         residual_add_dq=True,
+        fold_pads=True,
+        min_channels=16,
     ),
     "cpu": TargetLayout(
         op_types=("Conv", "Relu", "LeakyRelu", "Add", "MaxPool", "Resize"),
@@ -57,6 +62,14 @@ LAYOUTS = {
         extra_options={"WeightSymmetric": True},
     ),
 }
+
+
+def target_layout(target: str, cpu_arch: str = "x86") -> TargetLayout:
+    """The layout of ``target``; for ``cpu``, with the activation type of ``cpu_arch``."""
+    if target == "cpu" and cpu_arch == "arm":
+        return replace(LAYOUTS["cpu"], activation_type=QuantType.QInt8)
+    return LAYOUTS[target]
+
 
 # DCN input positions: (offset, mask) per op type
 _DCN_BRANCH_INPUTS = {"DeformConv": (2, 4), DEFORM_CONV: (1, 2)}
@@ -84,6 +97,27 @@ def offset_branch_convs(model: onnx.ModelProto) -> set[str]:
                 else:
                     pending.extend(source.input)
     return found
+
+
+def small_convs(model: onnx.ModelProto, minimum: int) -> set[str]:
+    """Conv nodes with fewer than ``minimum`` input channels (per group) or output channels.
+
+    TensorRT's int8 convolutions gain nothing there and the rounding costs accuracy;
+    nvidia-modelopt leaves such convs out of its int8 layout too (``find_nodes_from_convs_to_exclude``,
+    which keeps a few exceptions with channel counts that are multiples of 8; we keep none). The
+    network's input conv (3 channels) is one of them, so the [0, 1] input is never quantized
+    symmetrically (where int8 would use 7 of its 8 bits)."""
+    weights = {t.name: t.dims for t in model.graph.initializer}
+    return {
+        n.name for n in model.graph.node if n.op_type == "Conv" and min(weights[n.input[1]][:2]) < minimum
+    }
+
+
+def rule_exclusions(model: onnx.ModelProto, target: str) -> set[str]:
+    """Conv nodes kept in high precision by rule: the offset predictors, and for TensorRT the
+    convs under :attr:`TargetLayout.min_channels` channels."""
+    minimum = LAYOUTS[target].min_channels
+    return offset_branch_convs(model) | (small_convs(model, minimum) if minimum else set())
 
 
 def conv_layers(model: onnx.ModelProto) -> dict[str, str]:

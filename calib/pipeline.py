@@ -1,9 +1,12 @@
 """``dpanet calibrate``: a checkpoint and calibration pairs to an INT8 ONNX file (docs/int8.md).
 
 Steps: export both flavours in float32 (the portable one is calibrated, the plugin one is the
-fast evaluator and the default output), load the pairs, measure ranges, optionally rank the layers
-and exclude the worst until ``max_loss``, place the target's Q/DQ in the requested flavour, finish
-(float16 for TensorRT, metadata, checks), measure the file against float32, write it atomically.
+fast evaluator and the default output), load the pairs, measure ranges, keep the rule's layers in
+high precision (offset predictors; for TensorRT, convs under 16 channels), rank the other blocks
+and exclude the worst until the fidelity target (``min_psnr`` against the float model's output,
+and ``max_loss`` with sharp images) is met on the calibration pairs, place the target's Q/DQ in
+the requested flavour, finish (float16 for TensorRT, metadata, checks), measure the file against
+float32 on the calibration pairs and on held-out pairs, write it atomically.
 """
 
 from __future__ import annotations
@@ -15,10 +18,19 @@ from pathlib import Path
 
 import onnx
 
+from dpanet.calib.choices import CPU_ARCHES, DEFAULT_MIN_PSNR, this_cpu_arch
+from dpanet.calib.cost import high_precision_share
 from dpanet.calib.data import load_calibration_set
-from dpanet.calib.layout import TARGETS, conv_layers, offset_branch_convs
+from dpanet.calib.layout import TARGETS, conv_layers, rule_exclusions
 from dpanet.calib.quantize import DEFAULT_METHOD, METHODS, calibrate, finish, place_qdq
-from dpanet.calib.sensitivity import Evaluator, Report, blocks, exclude_until, layer_sensitivities
+from dpanet.calib.sensitivity import (
+    Evaluator,
+    Report,
+    Target,
+    blocks,
+    exclude_until,
+    layer_sensitivities,
+)
 from dpanet.errors import DPANetError
 from dpanet.export.exporter import FLAVORS, ExportOptions, check_output_path, export_model
 from dpanet.files import atomic_write, check_not_input, check_writable_folder, write_text_atomic
@@ -34,7 +46,9 @@ class CalibrateOptions:
     count: int = 16
     size: tuple[int, int] = (256, 256)
     exclude: list[str] = field(default_factory=list)
+    min_psnr: float = DEFAULT_MIN_PSNR
     max_loss: float | None = None
+    cpu_arch: str = field(default_factory=this_cpu_arch)
     report: Path | None = None
     threads: int | None = None
 
@@ -43,6 +57,7 @@ class CalibrateOptions:
             ("--target", self.target, TARGETS),
             ("--flavor", self.flavor, FLAVORS),
             ("--method", self.method, tuple(METHODS)),
+            ("--cpu-arch", self.cpu_arch, CPU_ARCHES),
         ):
             if value not in allowed:
                 raise DPANetError(f"{option}: must be one of {', '.join(allowed)}, got {value!r}")
@@ -50,6 +65,8 @@ class CalibrateOptions:
             raise DPANetError(f"--count: must be at least 1, got {self.count}")
         if self.threads is not None and self.threads < 1:
             raise DPANetError(f"--threads: must be at least 1, got {self.threads}")
+        if self.min_psnr < 0:
+            raise DPANetError(f"--min-psnr: must be at least 0 dB (0: no target), got {self.min_psnr}")
         if self.max_loss is not None and self.max_loss < 0:
             raise DPANetError(f"--max-loss: must be at least 0 dB, got {self.max_loss}")
         if self.report is not None and self.report.suffix.lower() not in (".md", ".json"):
@@ -122,31 +139,37 @@ def calibrate_checkpoint(
     if options.max_loss is not None and not calibration_set.has_targets:
         raise DPANetError(f"{data}: --max-loss needs pairs with sharp images (DPDD layout or NAME_S files)")
     size = f"{options.size[0]}x{options.size[1]}"
-    log(f"calibration: {options.count} pairs ({calibration_set.source}), {size} crops")
+    held = f", {len(calibration_set.held_out)} more held out" if calibration_set.held_out else ""
+    log(f"calibration: {options.count} pairs ({calibration_set.source}), {size} crops{held}")
     graphs = {f: export_model(loaded, ExportOptions(flavor=f)) for f in FLAVORS}
     layers = conv_layers(graphs["plugin"])
-    excluded = resolve_exclusions(options.exclude, layers)
-    excluded |= offset_branch_convs(graphs["plugin"])
+    excluded = resolve_exclusions(options.exclude, layers) | rule_exclusions(graphs["plugin"], options.target)
+    target = Target(options.min_psnr or None, options.max_loss)
     with tempfile.TemporaryDirectory(prefix="dpanet-calibrate-") as folder:
         progress = _bar(bar, options.count, "calibrating")
         calibration = calibrate(
             graphs["portable"], graphs["plugin"], calibration_set.pairs, options.target, options.method,
-            Path(folder), progress and (lambda: progress.update()),
+            Path(folder), progress and (lambda: progress.update()), options.cpu_arch,
         )  # fmt: skip
         _close(progress)
-        ranking = []
-        if options.report is not None or options.max_loss is not None:
+        ranking, search = [], False
+        if options.report is not None or target != Target():
             evaluator = Evaluator(graphs["plugin"], calibration_set.pairs, options.threads)
+            search = target != Target() and not target.met(
+                evaluator.fidelity(place_qdq(graphs["plugin"], calibration, excluded))
+            )  # rank the blocks (one run each) only when the rules alone miss the target, or for --report
+        if options.report is not None or search:
             progress = _bar(bar, len(blocks(layers, excluded)), "block sensitivity")
             ranking = layer_sensitivities(
                 graphs["plugin"], calibration, layers, excluded, evaluator, progress and progress.update
             )
             _close(progress)
-            if options.max_loss is not None:
-                excluded, _ = exclude_until(
-                    graphs["plugin"], calibration, ranking, excluded, options.max_loss, evaluator,
-                    lambda n, loss: log(f"max-loss: {n} conv(s) excluded, task loss {loss:.3f} dB"),
-                )  # fmt: skip
+        if search:
+            excluded, _ = exclude_until(
+                graphs["plugin"], calibration, ranking, excluded, target, evaluator,
+                lambda n, f: log(f"search: {n} conv(s) kept in high precision, worst pair "
+                                 f"{f.worst_vs_float32:.2f} dB vs float32"),
+            )  # fmt: skip
         excluded_layers = sorted({layers[n] for n in excluded})
         model = finish(
             place_qdq(graphs[options.flavor], calibration, excluded),
@@ -154,11 +177,15 @@ def calibrate_checkpoint(
             options.flavor,
             excluded_layers,
         )
-        evaluator = Evaluator(graphs[options.flavor], calibration_set.pairs, options.threads)
-        whole = evaluator.fidelity(model)
+        whole = Evaluator(graphs[options.flavor], calibration_set.pairs, options.threads).fidelity(model)
+        held_out = None
+        if calibration_set.held_out:
+            evaluator = Evaluator(graphs[options.flavor], calibration_set.held_out, options.threads)
+            held_out = evaluator.fidelity(model)
     report = Report(
-        options.target, options.method, options.count, size,
-        calibration_set.source, options.flavor, whole, excluded_layers, ranking,
+        options.target, options.method, options.count, size, calibration_set.source, options.flavor,
+        whole, excluded_layers, high_precision_share(graphs["plugin"], excluded, options.size),
+        held_out, len(calibration_set.held_out), ranking,
     )  # fmt: skip
     atomic_write(output, lambda tmp: onnx.save_model(model, tmp))
     if options.report is not None:

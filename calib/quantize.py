@@ -24,9 +24,11 @@ from pathlib import Path
 import onnx
 from onnx import helper
 from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 
 from dpanet.calib.data import CalibrationPair, PairReader
-from dpanet.calib.layout import LAYOUTS, TargetLayout, producers, protected_tensors
+from dpanet.calib.fusion import fold_pads, int8_output, residual_adds
+from dpanet.calib.layout import TargetLayout, producers, protected_tensors, target_layout
 from dpanet.export.exporter import check_model
 from dpanet.export.float16 import sort_topologically, to_float16
 from dpanet.export.onnx_ops import register_schemas
@@ -38,6 +40,11 @@ METHODS = {
     "percentile": CalibrationMethod.Percentile,
 }
 DEFAULT_METHOD = "minmax"  # chosen by measurement (docs/int8.md, "Calibration methods")
+CALIBRATOR_OPTIONS = {"entropy": {"num_bins": 2048, "num_quantized_bins": 128}}
+"""Options of ONNX Runtime's calibrators that ``quantize_static`` cannot pass. Its entropy
+calibrator defaults to 128 histogram bins and 128 quantized bins, so its threshold search has one
+candidate (the full range: minmax); 2048 bins searched over 128 quantized bins is the histogram of
+TensorRT's own entropy calibrator (GTC 2017, "8-bit inference with TensorRT")."""
 
 
 @dataclass(frozen=True)
@@ -49,10 +56,11 @@ class Calibration:
     count: int
     cache: Path  # ONNX Runtime's calibration cache (JSON)
     protected: frozenset[str]  # tensors whose float consumers must read them unquantized
+    cpu_arch: str = "x86"  # the cpu target's activation type (S8S8 on arm, U8S8 on x86)
 
     @property
     def layout(self) -> TargetLayout:
-        return LAYOUTS[self.target]
+        return target_layout(self.target, self.cpu_arch)
 
 
 def calibrate(
@@ -63,18 +71,33 @@ def calibrate(
     method: str,
     folder: Path,
     progress: Callable[[], None] | None = None,
+    cpu_arch: str = "x86",
 ) -> Calibration:
-    """Run the calibration pairs through ``portable`` and keep the ranges in ``folder``."""
+    """Run the calibration pairs through ``portable`` and keep the ranges in ``folder``, in ONNX
+    Runtime's calibration cache (its calibrator is run here, not inside ``quantize_static``, so
+    that its options (:data:`CALIBRATOR_OPTIONS`) reach it)."""
     cache = folder / f"ranges-{target}-{method}.json"
-    calibration = Calibration(target, method, len(pairs), cache, frozenset(protected_tensors(plugin)))
-    _quantize_static(portable, calibration, PairReader(pairs, progress), excluded=())
+    protected = frozenset(protected_tensors(plugin))
+    calibration = Calibration(target, method, len(pairs), cache, protected, cpu_arch)
+    register_schemas()
+    with tempfile.TemporaryDirectory(prefix="dpanet-calib-") as scratch:
+        source = Path(scratch) / "float.onnx"
+        onnx.save_model(portable, source)
+        calibrator = create_calibrator(
+            source,
+            list(calibration.layout.op_types),
+            augmented_model_path=str(Path(scratch) / "augmented.onnx"),
+            calibrate_method=METHODS[method],
+            extra_options=CALIBRATOR_OPTIONS.get(method, {}),
+        )
+        calibrator.collect_data(PairReader(pairs, progress))
+        save_tensors_data(calibrator.compute_data(), cache)
     return calibration
 
 
 def _quantize_static(
     model: onnx.ModelProto,
     calibration: Calibration,
-    reader: PairReader | None,
     excluded: Iterable[str],
     only: Iterable[str] = (),
 ) -> onnx.ModelProto:
@@ -87,7 +110,7 @@ def _quantize_static(
         quantize_static(
             source,
             output,
-            reader,
+            None,  # the ranges come from the calibration cache
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=list(layout.op_types),
             per_channel=True,
@@ -119,7 +142,7 @@ def place_qdq(
     ``excluded`` nodes stay float, and with ``only`` just those nodes are quantized. Float32
     throughout (see :func:`finish` for the file)."""
     layout = calibration.layout
-    quantized = _quantize_static(model, calibration, None, excluded, only)
+    quantized = _quantize_static(model, calibration, excluded, only)
     chosen = quantized_nodes(model, layout, excluded, only)
     restrict = None if layout.float_consumers_everywhere else calibration.protected
     restore_float_inputs(quantized, chosen, restrict)
@@ -127,6 +150,8 @@ def place_qdq(
     restore_float_inputs(quantized, others, None)  # excluded nodes read float inputs in every layout
     if layout.residual_add_dq:
         add_residual_dq(quantized, chosen)
+    if layout.fold_pads:
+        fold_pads(quantized)
     remove_dead_nodes(quantized)
     sort_topologically(quantized.graph)
     return quantized
@@ -158,29 +183,28 @@ def _fake_quantized_source(name: str, producer: dict[str, onnx.NodeProto]) -> st
 
 def add_residual_dq(model: onnx.ModelProto, quantized: set[str]) -> None:
     """TensorRT's residual rule: an Add of a quantized Conv's output and a skip tensor that is
-    quantized elsewhere reads the skip through its own DQ (TensorRT then fuses the Add into the
-    Conv with an int8 residual)."""
-    producer = producers(model)
+    quantized elsewhere reads the skip through its own DQ, so that TensorRT fuses the Add into the
+    Conv with an int8 residual, but only where that gives the fused Conv an int8 output
+    (:func:`dpanet.calib.fusion.int8_output`): elsewhere the DQ adds rounding and a kernel."""
     quantizers = {}
     for node in model.graph.node:
         if node.op_type == "QuantizeLinear":
             quantizers.setdefault(node.input[0], node)
+    residual = residual_adds(model, quantized)
+    by_name = {n.name: n for n in model.graph.node}
+    chosen = [
+        (by_name[name], skip)
+        for name, skip in residual.items()
+        if by_name[name].input[skip] in quantizers and int8_output(by_name[name], model, residual)
+    ]
     added = []
-    for node in model.graph.node:
-        if node.op_type != "Add" or len(node.input) != 2:
-            continue
-        from_conv = [producer.get(i) is not None and producer[i].name in quantized for i in node.input]
-        if from_conv.count(True) != 1:
-            continue
-        skip_index = from_conv.index(False)
-        q = quantizers.get(node.input[skip_index])
-        if q is None:
-            continue
-        output = f"{node.input[skip_index]}_DequantizeLinear_residual_{node.name}"
+    for node, skip in chosen:
+        q = quantizers[node.input[skip]]
+        output = f"{node.input[skip]}_DequantizeLinear_residual_{node.name}"
         added.append(
             helper.make_node("DequantizeLinear", [q.output[0], *q.input[1:]], [output], name=f"{output}_node")
         )
-        node.input[skip_index] = output
+        node.input[skip] = output
     model.graph.node.extend(added)
 
 
@@ -220,6 +244,7 @@ def stamp_int8(model: onnx.ModelProto, calibration: Calibration, excluded_layers
         f"{INT8_PREFIX}target": calibration.target,
         f"{INT8_PREFIX}method": calibration.method,
         f"{INT8_PREFIX}count": str(calibration.count),
+        **({f"{INT8_PREFIX}cpu_arch": calibration.cpu_arch} if calibration.target == "cpu" else {}),
         f"{INT8_PREFIX}excluded": json.dumps(excluded_layers),
     }
     kept = [p for p in model.metadata_props if p.key.removeprefix(METADATA_PREFIX) not in values]
@@ -228,4 +253,7 @@ def stamp_int8(model: onnx.ModelProto, calibration: Calibration, excluded_layers
     for key, value in values.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = f"{METADATA_PREFIX}{key}", value
-    model.doc_string += f" INT8 ({calibration.target} layout, {calibration.method} calibration)."
+    layout = f"{calibration.target} layout"
+    if calibration.target == "cpu":
+        layout += f" for {calibration.cpu_arch}"
+    model.doc_string += f" INT8 ({layout}, {calibration.method} calibration)."

@@ -1,4 +1,5 @@
-"""How much each quantized layer costs, and the search behind ``--max-loss`` (docs/int8.md).
+"""How much each quantized layer costs, and the search behind ``--min-psnr`` and ``--max-loss``
+(docs/int8.md).
 
 A layer is one quantized Conv, named by its weight (``encoder.0.features.0.conv1``); layers are
 ranked by block, the first three parts of their names (``encoder.0.features``: both views' feature
@@ -29,9 +30,11 @@ BLOCK_DEPTH = 3  # name parts that make a block: encoder.0.features, decoder.1.f
 
 @dataclass(frozen=True)
 class Fidelity:
-    """Mean PSNR (dB) over pairs: against float32, and against the sharp images when known."""
+    """PSNR (dB) against the float32 model's output (mean and worst pair), and the mean against
+    the sharp images when known."""
 
     vs_float32: float
+    worst_vs_float32: float
     task: float | None = None
     task_float32: float | None = None
 
@@ -60,11 +63,12 @@ class Evaluator:
 
     def fidelity(self, model: onnx.ModelProto) -> Fidelity:
         outputs = self.outputs(model)
-        vs_float32 = float(np.mean([psnr(o, r) for o, r in zip(outputs, self.reference, strict=True)]))
+        vs_float32 = [psnr(o, r) for o, r in zip(outputs, self.reference, strict=True)]
+        mean, worst = float(np.mean(vs_float32)), float(np.min(vs_float32))
         if self.task_float32 is None:
-            return Fidelity(vs_float32)
+            return Fidelity(mean, worst)
         task = float(np.mean([psnr(o, p.target) for o, p in zip(outputs, self.pairs, strict=True)]))
-        return Fidelity(vs_float32, task, self.task_float32)
+        return Fidelity(mean, worst, task, self.task_float32)
 
 
 @dataclass(frozen=True)
@@ -102,18 +106,41 @@ def blocks(layers: dict[str, str], excluded: set[str]) -> dict[str, tuple[str, .
     return {block: tuple(nodes) for block, nodes in grouped.items()}
 
 
+@dataclass(frozen=True)
+class Target:
+    """What the search must reach on the calibration pairs: every pair's output at least
+    ``min_psnr`` dB against the float model's output, and (with sharp images) a task PSNR loss of
+    at most ``max_loss`` dB. None: no condition."""
+
+    min_psnr: float | None = None
+    max_loss: float | None = None
+
+    def met(self, fidelity: Fidelity) -> bool:
+        if self.min_psnr is not None and fidelity.worst_vs_float32 < self.min_psnr:
+            return False
+        return self.max_loss is None or fidelity.task_loss <= self.max_loss
+
+    def describe(self) -> str:
+        parts = []
+        if self.min_psnr is not None:
+            parts.append(f"PSNR vs float32 >= {self.min_psnr:g} dB on every pair")
+        if self.max_loss is not None:
+            parts.append(f"task PSNR loss <= {self.max_loss:g} dB")
+        return " and ".join(parts)
+
+
 def exclude_until(
     plugin: onnx.ModelProto,
     calibration: Calibration,
     ranking: list[LayerSensitivity],
     excluded: set[str],
-    max_loss: float,
+    target: Target,
     evaluator: Evaluator,
-    progress: Callable[[int, float], None] | None = None,
+    progress: Callable[[int, Fidelity], None] | None = None,
 ) -> tuple[set[str], Fidelity]:
-    """Exclude the worst blocks of ``ranking`` one by one until the task PSNR loss against float32
-    on the calibration pairs is at most ``max_loss`` dB; the exclusions and the fidelity reached."""
-    if evaluator.task_float32 is None:
+    """Exclude the worst blocks of ``ranking`` one by one until ``target`` is met on the
+    calibration pairs; the exclusions and the fidelity reached."""
+    if target.max_loss is not None and evaluator.task_float32 is None:
         raise DPANetError(
             "--max-loss needs calibration pairs with sharp images (DPDD layout or NAME_S files)"
         )
@@ -122,12 +149,13 @@ def exclude_until(
     while True:
         fidelity = evaluator.fidelity(place_qdq(plugin, calibration, excluded))
         if progress:
-            progress(len(excluded), fidelity.task_loss)
-        if fidelity.task_loss <= max_loss:
+            progress(len(excluded), fidelity)
+        if target.met(fidelity):
             return excluded, fidelity
         if not remaining:
             raise DPANetError(
-                f"--max-loss {max_loss}: every block excluded, the loss is still {fidelity.task_loss:.3f} dB"
+                f"{target.describe()}: not reached with every block excluded (worst pair "
+                f"{fidelity.worst_vs_float32:.2f} dB, task loss {_dB(fidelity.task_loss, 3)} dB)"
             )
         excluded.update(remaining.pop(0))
 
@@ -140,13 +168,16 @@ class Report:
     size: str
     source: str
     flavor: str
-    whole: Fidelity
+    whole: Fidelity  # on the calibration pairs
     excluded: list[str]
+    high_precision_macs: float  # share of the conv MACs kept in float16/float32
+    held_out: Fidelity | None = None
+    held_out_count: int = 0
     blocks: list[LayerSensitivity] = field(default_factory=list)
 
     def to_json(self) -> str:
-        def fidelity(f: Fidelity) -> dict:
-            return {**asdict(f), "task_loss": f.task_loss}
+        def fidelity(f: Fidelity | None) -> dict | None:
+            return None if f is None else {**asdict(f), "task_loss": f.task_loss}
 
         data = {
             "target": self.target,
@@ -156,24 +187,34 @@ class Report:
             "source": self.source,
             "flavor": self.flavor,
             "whole_model": fidelity(self.whole),
+            "held_out_count": self.held_out_count,
+            "held_out": fidelity(self.held_out),
             "excluded": self.excluded,
+            "high_precision_macs": self.high_precision_macs,
             "blocks": [{"block": r.block, "nodes": r.nodes, **fidelity(r.fidelity)} for r in self.blocks],
         }
         return json.dumps(data, indent=2) + "\n"
 
     def to_markdown(self) -> str:
-        w = self.whole
+        rows = [("calibration", self.count, self.whole)]
+        if self.held_out is not None:
+            rows.append(("held out", self.held_out_count, self.held_out))
         lines = [
             f"# INT8 sensitivity ({self.target} target, {self.method} calibration)",
             "",
-            f"{self.count} calibration pairs ({self.source}), {self.size} crops; mean PSNR over pairs (dB).",
+            f"{self.flavor} file; pairs from {self.source}, {self.size} crops; PSNR in dB.",
             "",
-            "| whole model | PSNR vs float32 | task PSNR float32 | task PSNR int8 | task loss |",
-            "|---|---|---|---|---|",
-            f"| {self.flavor} file | {w.vs_float32:.2f} | {_dB(w.task_float32)} | {_dB(w.task)} "
-            f"| {_dB(w.task_loss, 3)} |",
+            "| pairs | n | PSNR vs float32 (mean) | (worst pair) | task PSNR float32 | task PSNR int8 "
+            "| task loss |",
+            "|---|---|---|---|---|---|---|",
+            *(
+                f"| {name} | {n} | {f.vs_float32:.2f} | {f.worst_vs_float32:.2f} | {_dB(f.task_float32)} "
+                f"| {_dB(f.task)} | {_dB(f.task_loss, 3)} |"
+                for name, n, f in rows
+            ),
             "",
-            f"Excluded (kept in high precision): {', '.join(self.excluded) or 'none'}.",
+            f"Kept in high precision: {100 * self.high_precision_macs:.1f} % of the conv MACs "
+            f"({len(self.excluded)} layers: {', '.join(self.excluded) or 'none'}).",
         ]
         if self.blocks:
             lines += [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dpanet.calib.choices import CPU_ARCHES, DEFAULT_MIN_PSNR, this_cpu_arch
 from dpanet.cli.options import check_multiple, parse_size
 
 
@@ -15,8 +16,9 @@ def add_parser(subparsers) -> None:
         description="Calibrate a checkpoint on dual-pixel pairs and write an INT8 ONNX model with "
         "QuantizeLinear/DequantizeLinear pairs (docs/int8.md). --target tensorrt: the layout TensorRT "
         "fuses (symmetric int8, float16 elsewhere; TensorRT 11 builds it as typed, 10.x with --int8 "
-        "--fp16). --target cpu: the U8S8 layout ONNX Runtime's CPU kernels run fast. Correlation, DCN, "
-        "their offset/mask branches and the output stay in high precision.",
+        "--fp16; convs under 16 channels stay float16). --target cpu: the layout ONNX Runtime's CPU "
+        "kernels run fast (U8S8 on x86, S8S8 on ARM). Correlation, DCN, their offset/mask branches and "
+        "the output stay in high precision, and so do the most sensitive blocks until --min-psnr is met.",
     )
     p.add_argument("--checkpoint", type=Path, help="our checkpoint (default: the bundled demo model)")
     p.add_argument(
@@ -28,6 +30,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, help="the .onnx file to write")
     p.add_argument("--target", choices=["tensorrt", "cpu"], default="tensorrt", help="default: tensorrt")
     p.add_argument("--flavor", choices=["plugin", "portable"], default="plugin", help="default: plugin")
+    p.add_argument(
+        "--cpu-arch",
+        choices=list(CPU_ARCHES),
+        default=this_cpu_arch(),
+        help=f"--target cpu: the machine it will run on; S8S8 for arm, U8S8 for x86 (default: this "
+        f"machine, {this_cpu_arch()})",
+    )
     p.add_argument(
         "--method",
         choices=["minmax", "entropy", "percentile"],
@@ -48,10 +57,18 @@ def add_parser(subparsers) -> None:
         help="layers kept in high precision: a layer (head.2), a prefix (encoder.0) or a node name",
     )
     p.add_argument(
+        "--min-psnr",
+        type=float,
+        default=DEFAULT_MIN_PSNR,
+        metavar="DB",
+        help="keep the most sensitive blocks in high precision until every calibration pair's output "
+        f"is at least DB against the float model's output (default: {DEFAULT_MIN_PSNR:g}; 0: no target)",
+    )
+    p.add_argument(
         "--max-loss",
         type=float,
         metavar="DB",
-        help="exclude the most sensitive layers until the task PSNR loss on the calibration pairs is "
+        help="also keep blocks in high precision until the task PSNR loss on the calibration pairs is "
         "at most DB (needs sharp images)",
     )
     p.add_argument(
@@ -75,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
         count=args.count,
         size=check_multiple("--size", args.size),
         exclude=args.exclude,
+        min_psnr=args.min_psnr,
         max_loss=args.max_loss,
+        cpu_arch=args.cpu_arch,
         report=args.report,
         threads=args.threads,
     )
@@ -87,12 +106,20 @@ def run(args: argparse.Namespace) -> int:
     report = calibrate_checkpoint(
         args.checkpoint or default_checkpoint_path(), args.data, args.output, options, bar=bar
     )
-    w = report.whole
-    task = "" if w.task_loss is None else f", task PSNR loss {w.task_loss:.3f} dB"
+    layout = options.target + (f" ({options.cpu_arch})" if options.target == "cpu" else "")
     print(
-        f"wrote {args.output} ({options.target} target, {options.flavor} flavour, {options.method}): "
-        f"PSNR vs float32 {w.vs_float32:.2f} dB on the calibration pairs{task}"
+        f"wrote {args.output} ({layout} target, {options.flavor} flavour, {options.method}); "
+        f"{100 * report.high_precision_macs:.1f} % of the conv MACs kept in high precision"
     )
+    measured = [("calibration", report.count, report.whole)]
+    measured.append(("held-out", report.held_out_count, report.held_out))
+    for name, n, f in measured:
+        if f is not None:
+            task = "" if f.task_loss is None else f", task PSNR loss {f.task_loss:.3f} dB"
+            print(
+                f"  {n} {name} pairs: PSNR vs float32 {f.vs_float32:.2f} dB mean, "
+                f"{f.worst_vs_float32:.2f} dB worst pair{task}"
+            )
     if args.report:
         print(f"wrote {args.report.with_suffix('.md')} and {args.report.with_suffix('.json')}")
     return 0
