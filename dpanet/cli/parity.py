@@ -151,21 +151,12 @@ def run(args: argparse.Namespace) -> int:
 def compare_with_reference(checkpoint: Path, candidates: list[Path], pairs: Path, report: Path):
     """What ``dpanet parity --checkpoint C --model/--engine ... --pairs DIR --report REPORT`` does,
     for ``dpanet deploy``: (results, the JSON report's text); the reports are written."""
-    args = argparse.Namespace(
-        checkpoint=checkpoint,
-        load_reference=None,
-        save_reference=None,
-        model=[c for c in candidates if c.suffix == ".onnx"],
-        engine=[c for c in candidates if c.suffix != ".onnx"],
-        left=None,
-        right=None,
-        pairs=pairs,
-        report=report,
-        atol=None,
-        min_psnr=None,
-        device=None,
-        threads=None,
-    )
+    from dpanet.cli import build_parser
+
+    argv = ["parity", "--checkpoint", str(checkpoint), "--pairs", str(pairs), "--report", str(report)]
+    for candidate in candidates:
+        argv += ["--model" if candidate.suffix == ".onnx" else "--engine", str(candidate)]
+    args = build_parser().parse_args(argv)  # the command's own defaults (tolerances, memory bound)
     results, _ = check(args)
     return results, report.with_suffix(".json").read_text(encoding="utf-8")
 
