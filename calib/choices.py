@@ -5,9 +5,10 @@ from __future__ import annotations
 import platform
 
 DEFAULT_MIN_PSNR = 45.0
-"""dB against the float model's output on every calibration pair: parity's int8 floor is 40 dB
-on every pair, and held-out pairs score a few dB below the calibration pairs (docs/int8.md,
-"Accuracy"), so 45 leaves that margin."""
+"""dB against the float model's output on every calibration pair, measured as ``dpanet parity``
+measures it (the peak is the reference's maximum): parity's int8 floor is 40 dB on every pair, and
+held-out pairs may score a few dB below the calibration pairs (docs/int8.md, "What the default
+gives"), so 45 leaves that margin."""
 
 CPU_ARCHES = ("x86", "arm")
 """``--cpu-arch``: ONNX Runtime's quantization guide recommends U8S8 (uint8 activations, int8

@@ -14,6 +14,8 @@ options.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import tempfile
@@ -90,8 +92,10 @@ def calibrate(
             calibrate_method=METHODS[method],
             extra_options=CALIBRATOR_OPTIONS.get(method, {}),
         )
-        calibrator.collect_data(PairReader(pairs, progress))
-        save_tensors_data(calibrator.compute_data(), cache)
+        with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print their progress
+            calibrator.collect_data(PairReader(pairs, progress))
+            ranges = calibrator.compute_data()
+        save_tensors_data(ranges, cache)
     return calibration
 
 

@@ -22,16 +22,17 @@ import onnx
 from dpanet.calib.data import CalibrationPair
 from dpanet.calib.quantize import Calibration, place_qdq
 from dpanet.errors import DPANetError
+from dpanet.runtime.metrics import psnr, reference_peak_psnr
 from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
-from dpanet.training.metrics import psnr
 
 BLOCK_DEPTH = 3  # name parts that make a block: encoder.0.features, decoder.1.fuse, head.2
 
 
 @dataclass(frozen=True)
 class Fidelity:
-    """PSNR (dB) against the float32 model's output (mean and worst pair), and the mean against
-    the sharp images when known."""
+    """PSNR (dB) against the float32 model's output (mean and worst pair) as ``dpanet parity``
+    measures it (:func:`~dpanet.runtime.metrics.reference_peak_psnr`: the peak is the reference's
+    maximum), and the mean against the sharp images when known (data range 1, the paper's)."""
 
     vs_float32: float
     worst_vs_float32: float
@@ -63,7 +64,7 @@ class Evaluator:
 
     def fidelity(self, model: onnx.ModelProto) -> Fidelity:
         outputs = self.outputs(model)
-        vs_float32 = [psnr(o, r) for o, r in zip(outputs, self.reference, strict=True)]
+        vs_float32 = [reference_peak_psnr(o, r) for o, r in zip(outputs, self.reference, strict=True)]
         mean, worst = float(np.mean(vs_float32)), float(np.min(vs_float32))
         if self.task_float32 is None:
             return Fidelity(mean, worst)

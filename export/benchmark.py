@@ -6,10 +6,13 @@ portable float32, plugin float32 (our C++ kernels as custom ops) and portable fl
 random pairs: ranges do not change the speed). Every model comes from the same weights, written to
 a temporary folder first. Latency is the median of ``repeats`` timed runs after one untimed warm-up
 run per size; ratios are against the first row. Every backend uses the same number of threads.
+With ``profile``, each ONNX Runtime row is run once more per size under ONNX Runtime's profiler
+after a warm-up, and the time of its kernels is summed by operator type (:func:`op_time_shares`).
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import tempfile
 import time
@@ -60,6 +63,35 @@ def _int8_cpu_model(loaded: LoadedCheckpoint, path: Path) -> None:
     onnx.save_model(finish(model, calibration, "plugin", []), path)
 
 
+def op_time_shares(trace: str | Path) -> dict[str, float]:
+    """Operator type -> seconds its kernels took in ONNX Runtime's profiler ``trace``, for the runs
+    after the first (the warm-up: weight pre-packing, arena growth)."""
+    events = json.loads(Path(trace).read_text())
+    runs = sorted((e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name") == "model_run")
+    if len(runs) < 2:
+        raise ValueError(f"{trace}: needs a warm-up run and a profiled run, found {len(runs)} run(s)")
+    after_warm_up = runs[0][1]
+    seconds: dict[str, float] = {}
+    for event in events:
+        kernel = event.get("cat") == "Node" and event["name"].endswith("_kernel_time")
+        if kernel and event["ts"] >= after_warm_up:
+            op = event["args"]["op_name"]
+            seconds[op] = seconds.get(op, 0.0) + event["dur"] * 1e-6 / (len(runs) - 1)
+    return seconds
+
+
+def _profile_table(name: str, size: tuple[int, int], seconds: dict[str, float], top: int = 8) -> list[str]:
+    total = sum(seconds.values())
+    ranked = sorted(seconds.items(), key=lambda item: -item[1])
+    rows = ranked[:top] + ([("other", sum(s for _, s in ranked[top:]))] if len(ranked) > top else [])
+    lines = [
+        f"{name} at {size[0]}x{size[1]}: {total:.3f} s in kernels per run",
+        f"  {'operator':<22}{'s':>9}{'share':>9}",
+    ]
+    lines += [f"  {op:<22}{s:>9.3f}{100 * s / total:>8.1f}%" for op, s in rows]
+    return lines
+
+
 def run_export_benchmark(
     checkpoint: Path,
     sizes: list[tuple[int, int]],
@@ -67,12 +99,15 @@ def run_export_benchmark(
     backends: tuple[str, ...] = DEFAULT_BACKENDS,
     threads: int | None = None,
     log=print,
+    profile: bool = False,
 ) -> str:
     loaded = load_checkpoint(checkpoint)
     model = loaded.model.eval()
     if threads:
         torch.set_num_threads(threads)
     runners: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {}
+    paths: dict[str, Path] = {}
+    profiles: list[str] = []
     with tempfile.TemporaryDirectory() as folder:
         for backend in backends:
             if backend == "torch":
@@ -93,6 +128,7 @@ def run_export_benchmark(
                 log(f"exporting {name} ...")
                 export_checkpoint(checkpoint, path, options)
             runners[name] = OnnxRuntimeBackend(path, threads)
+            paths[name] = path
         results: dict[tuple[str, tuple[int, int]], float] = {}
         for h, w in sizes:
             rng = np.random.default_rng(0)
@@ -102,6 +138,13 @@ def run_export_benchmark(
             for name, runner in runners.items():
                 log(f"timing {name} at {h}x{w} ...")
                 results[name, (h, w)] = _median_seconds(lambda b=runner, x=left, y=right: b(x, y), repeats)
+            if profile:
+                for name, path in paths.items():
+                    log(f"profiling {name} at {h}x{w} ...")
+                    profiled = OnnxRuntimeBackend(path, threads, profile=Path(folder) / "profile")
+                    for _ in range(2):  # the warm-up, then the run op_time_shares reads
+                        profiled(left, right)
+                    profiles += _profile_table(name, (h, w), op_time_shares(profiled.end_profiling()))
     first = next(iter(runners))
     header = f"{'backend':<24}" + "".join(f"{f'{h}x{w} s':>14}{'ratio':>10}" for h, w in sizes)
     lines = [
@@ -115,4 +158,4 @@ def run_export_benchmark(
             seconds = results[name, size]
             row += f"{seconds:>14.3f}{results[first, size] / seconds:>9.2f}x"
         lines.append(row)
-    return "\n".join(lines)
+    return "\n".join(lines + profiles)

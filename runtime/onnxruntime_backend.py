@@ -31,7 +31,11 @@ class OnnxRuntimeBackend:
     """
 
     def __init__(
-        self, model: str | os.PathLike | bytes, threads: int | None = None, name: str | None = None
+        self,
+        model: str | os.PathLike | bytes,
+        threads: int | None = None,
+        name: str | None = None,
+        profile: str | os.PathLike | None = None,
     ) -> None:
         label = name or (str(model) if not isinstance(model, bytes) else "model")
         if not isinstance(model, bytes) and not os.path.isfile(model):
@@ -42,6 +46,9 @@ class OnnxRuntimeBackend:
         options.log_severity_level = 3  # errors only: graph-optimiser warnings are not the user's problem
         if threads:
             options.intra_op_num_threads = threads
+        if profile is not None:  # ONNX Runtime's own profiler: one JSON trace, ended by end_profiling()
+            options.enable_profiling = True
+            options.profile_file_prefix = os.fspath(profile)
         unavailable = register_plugin_ops(options)
         source = for_onnxruntime(model)
         try:
@@ -79,6 +86,10 @@ class OnnxRuntimeBackend:
     def available_memory() -> int:
         """What :data:`~dpanet.runtime.memory.DEFAULT_FRACTION` applies to: available RAM."""
         return available_ram()
+
+    def end_profiling(self) -> str:
+        """The path of the profiler's trace (Chrome trace JSON) of the runs so far."""
+        return self.session.end_profiling()
 
     def __call__(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
         feeds = dict(zip(INPUT_NAMES, (left, right), strict=True))

@@ -37,6 +37,7 @@ PAGES = {
     "bench tiling": ["docs/runtime.md"],
     "bench memory": ["docs/runtime.md"],
     "bench train": ["docs/training.md"],
+    "bench calibration": ["docs/int8.md"],
 }
 
 

@@ -35,6 +35,11 @@ def add_parser(subparsers) -> None:
         "int8-cpu: the plugin flavour calibrated for --target cpu, docs/int8.md)",
     )
     e.add_argument("--threads", type=positive_int, help="threads for every backend (default: all cores)")
+    e.add_argument(
+        "--profile",
+        action="store_true",
+        help="also run each ONNX Runtime row once more under its profiler; print the time by operator type",
+    )
     e.set_defaults(run=run_export)
     t = targets.add_parser(
         "train",
@@ -122,6 +127,26 @@ def add_parser(subparsers) -> None:
     )
     mem.add_argument("--threads", type=positive_int, help="CPU threads (default: all cores)")
     mem.set_defaults(run=run_memory)
+    c = targets.add_parser(
+        "calibration",
+        help="int8 fidelity on held-out pairs by calibration method and number of pairs (docs/int8.md)",
+    )
+    c.add_argument("--checkpoint", type=Path, help="our checkpoint (default: the bundled demo model)")
+    c.add_argument("--data", type=Path, required=True, help="pairs, as dpanet calibrate's --data")
+    c.add_argument("--target", nargs="+", choices=["tensorrt", "cpu"], default=["tensorrt"],
+                   help="layouts (default: tensorrt)")  # fmt: skip
+    c.add_argument("--method", nargs="+", choices=["minmax", "entropy", "percentile"], default=["minmax"],
+                   help="calibration methods (default: minmax)")  # fmt: skip
+    c.add_argument(
+        "--count",
+        nargs="+",
+        type=positive_int,
+        default=[16],
+        help="numbers of calibration pairs; the scenes after the largest are held out (default: 16)",
+    )
+    add_size_option(c, "centre crop", (256, 256))
+    c.add_argument("--threads", type=positive_int, help="onnxruntime threads (default: all cores)")
+    c.set_defaults(run=run_calibration)
 
 
 def run_model(args: argparse.Namespace) -> int:
@@ -146,7 +171,11 @@ def run_export(args: argparse.Namespace) -> int:
         if checkpoint is None:
             checkpoint = Path(folder) / "dpanet-random.pt"
             save_checkpoint(checkpoint, DPANet(), "BGR", {"note": "random weights for benchmarking"})
-        print(run_export_benchmark(checkpoint, sizes, args.repeats, tuple(args.backends), args.threads))
+        print(
+            run_export_benchmark(
+                checkpoint, sizes, args.repeats, tuple(args.backends), args.threads, profile=args.profile
+            )
+        )
     return 0
 
 
@@ -210,4 +239,22 @@ def run_memory(args: argparse.Namespace) -> int:
 
     sizes = [check_multiple("--sizes", size) for size in args.sizes]
     print(memory_cost_table([str(m) for m in args.model], sizes, args.threads))
+    return 0
+
+
+def run_calibration(args: argparse.Namespace) -> int:
+    from dpanet.calib.sweep import run_calibration_sweep
+    from dpanet.training.checkpoint import default_checkpoint_path
+
+    checkpoint = args.checkpoint or default_checkpoint_path()
+    table = run_calibration_sweep(
+        checkpoint,
+        args.data,
+        args.target,
+        args.method,
+        sorted(set(args.count)),
+        check_multiple("--size", args.size),
+        args.threads,
+    )
+    print(table)
     return 0
