@@ -86,9 +86,9 @@ def _profile_table(name: str, size: tuple[int, int], seconds: dict[str, float], 
     rows = ranked[:top] + ([("other", sum(s for _, s in ranked[top:]))] if len(ranked) > top else [])
     lines = [
         f"{name} at {size[0]}x{size[1]}: {total:.3f} s in kernels per run",
-        f"  {'operator':<22}{'s':>9}{'share':>9}",
+        f"  {'operator':<30}{'s':>9}{'share':>9}",
     ]
-    lines += [f"  {op:<22}{s:>9.3f}{100 * s / total:>8.1f}%" for op, s in rows]
+    lines += [f"  {op:<30}{s:>9.3f}{100 * s / total:>8.1f}%" for op, s in rows]
     return lines
 
 
