@@ -7,7 +7,7 @@ random pairs: ranges do not change the speed). Every model comes from the same w
 a temporary folder first. Latency is the median of ``repeats`` timed runs after one untimed warm-up
 run per size; ratios are against the first row. Every backend uses the same number of threads.
 With ``profile``, each ONNX Runtime row is run once more per size under ONNX Runtime's profiler
-after a warm-up, and the time of its kernels is summed by operator type (:func:`op_time_shares`).
+after a warm-up, and the time of its kernels is summed by operator type (:func:`kernel_seconds_by_op`).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def _int8_cpu_model(loaded: LoadedCheckpoint, path: Path) -> None:
     onnx.save_model(finish(model, calibration, "plugin", []), path)
 
 
-def op_time_shares(trace: str | Path) -> dict[str, float]:
+def kernel_seconds_by_op(trace: str | Path) -> dict[str, float]:
     """Operator type -> seconds its kernels took in ONNX Runtime's profiler ``trace``, for the runs
     after the first (the warm-up: weight pre-packing, arena growth)."""
     events = json.loads(Path(trace).read_text())
@@ -142,9 +142,9 @@ def run_export_benchmark(
                 for name, path in paths.items():
                     log(f"profiling {name} at {h}x{w} ...")
                     profiled = OnnxRuntimeBackend(path, threads, profile=Path(folder) / "profile")
-                    for _ in range(2):  # the warm-up, then the run op_time_shares reads
+                    for _ in range(2):  # the warm-up, then the run kernel_seconds_by_op reads
                         profiled(left, right)
-                    profiles += _profile_table(name, (h, w), op_time_shares(profiled.end_profiling()))
+                    profiles += _profile_table(name, (h, w), kernel_seconds_by_op(profiled.end_profiling()))
     first = next(iter(runners))
     header = f"{'backend':<24}" + "".join(f"{f'{h}x{w} s':>14}{'ratio':>10}" for h, w in sizes)
     lines = [

@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper, save_model
 
-from dpanet.export.benchmark import op_time_shares
+from dpanet.export.benchmark import kernel_seconds_by_op
 
 
 def _profiled_runs(tmp_path, runs: int) -> str:
@@ -42,7 +42,7 @@ def _profiled_runs(tmp_path, runs: int) -> str:
 
 def test_operator_times_come_from_the_runs_after_the_warm_up(tmp_path):
     trace = _profiled_runs(tmp_path, 3)
-    seconds = op_time_shares(trace)
+    seconds = kernel_seconds_by_op(trace)
     assert set(seconds) == {"Conv", "Relu", "Add"}
     events = json.loads(Path(trace).read_text())
     runs = sorted((e["ts"], e["dur"]) for e in events if e.get("name") == "model_run")
@@ -52,4 +52,4 @@ def test_operator_times_come_from_the_runs_after_the_warm_up(tmp_path):
 
 def test_a_trace_without_a_warm_up_is_refused(tmp_path):
     with pytest.raises(ValueError, match="needs a warm-up run and a profiled run, found 1"):
-        op_time_shares(_profiled_runs(tmp_path, 1))
+        kernel_seconds_by_op(_profiled_runs(tmp_path, 1))
