@@ -125,6 +125,36 @@ def conv_layers(model: onnx.ModelProto) -> dict[str, str]:
     return {n.name: n.input[1].removesuffix(".weight") for n in model.graph.node if n.op_type == "Conv"}
 
 
+def conv_owners(model: onnx.ModelProto, layout: TargetLayout) -> dict[str, str | None]:
+    """Each quantized node of ``layout`` that is not a Conv (the cpu layout's Relu, LeakyRelu, Add,
+    MaxPool, Resize) -> the Conv it belongs to: the nearest Conv upstream through such nodes,
+    breadth first, inputs in order (a residual Add belongs to the Conv that computes its branch, a
+    Resize to the Conv behind the Add it upsamples), or None when no Conv is reached that way.
+
+    :func:`dpanet.calib.quantize.place_qdq` quantizes such a node only with its owner: a Relu or Add
+    kept in int8 next to float convs gains no fused kernel and only adds rounding, and with every
+    Conv kept in float the file is float (measured: without this rule the cpu layout could not pass
+    45 dB against float32 with every Conv excluded, docs/int8.md)."""
+    others = set(layout.op_types) - {"Conv"}
+    producer = producers(model)
+    owners: dict[str, str | None] = {}
+    for node in model.graph.node:
+        if node.op_type not in others:
+            continue
+        owners[node.name], frontier, seen = None, list(node.input), set()
+        while frontier and owners[node.name] is None:
+            sources = [producer.get(name) for name in frontier if name not in seen]
+            seen.update(frontier)
+            owners[node.name] = next((s.name for s in sources if s is not None and s.op_type == "Conv"), None)
+            frontier = [i for s in sources if s is not None and s.op_type in others for i in s.input]
+    return owners
+
+
+def with_owned(owners: dict[str, str | None], convs: set[str]) -> set[str]:
+    """``convs`` and the nodes they own (:func:`conv_owners`)."""
+    return set(convs) | {node for node, owner in owners.items() if owner in convs}
+
+
 def protected_tensors(plugin_model: onnx.ModelProto) -> set[str]:
     """Tensors that must reach their float consumers unquantized: every input of a plugin node (the
     same tensor names exist in the portable flavour), the graph outputs and the inputs of the nodes

@@ -30,7 +30,14 @@ from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_d
 
 from dpanet.calib.data import CalibrationPair, PairReader
 from dpanet.calib.fusion import fold_pads, int8_output, residual_adds
-from dpanet.calib.layout import TargetLayout, producers, protected_tensors, target_layout
+from dpanet.calib.layout import (
+    TargetLayout,
+    conv_owners,
+    producers,
+    protected_tensors,
+    target_layout,
+    with_owned,
+)
 from dpanet.export.exporter import check_model
 from dpanet.export.float16 import sort_topologically, to_float16
 from dpanet.export.onnx_ops import register_schemas
@@ -143,15 +150,20 @@ def place_qdq(
     model: onnx.ModelProto, calibration: Calibration, excluded: set[str], only: set[str] = frozenset()
 ) -> onnx.ModelProto:
     """``model`` (float32, either flavour) with the target's Q/DQ from the calibration's ranges;
-    ``excluded`` nodes stay float, and with ``only`` just those nodes are quantized. Float32
-    throughout (see :func:`finish` for the file)."""
+    ``excluded`` Convs stay float, and with ``only`` just those Convs are quantized; the layout's
+    other quantized nodes follow the Conv that owns them (:func:`~dpanet.calib.layout.conv_owners`).
+    Float32 throughout (see :func:`finish` for the file)."""
     layout = calibration.layout
+    owners = conv_owners(model, layout)
+    excluded = with_owned(owners, set(excluded)) | {node for node, owner in owners.items() if owner is None}
+    only = with_owned(owners, set(only)) if only else set()
     quantized = _quantize_static(model, calibration, excluded, only)
     chosen = quantized_nodes(model, layout, excluded, only)
     restrict = None if layout.float_consumers_everywhere else calibration.protected
     restore_float_inputs(quantized, chosen, restrict)
-    others = {n.name for n in quantized.graph.node} - set(excluded)
-    restore_float_inputs(quantized, others, None)  # excluded nodes read float inputs in every layout
+    unquantized = {n.name for n in model.graph.node if n.op_type in layout.op_types} - chosen
+    others = {n.name for n in quantized.graph.node} - unquantized
+    restore_float_inputs(quantized, others, None)  # excluded (or not chosen) nodes read float inputs
     if layout.residual_add_dq:
         add_residual_dq(quantized, chosen)
     if layout.fold_pads:

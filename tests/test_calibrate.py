@@ -25,7 +25,9 @@ from dpanet.calib.fusion import (
     residual_adds,
 )
 from dpanet.calib.layout import (
+    LAYOUTS,
     conv_layers,
+    conv_owners,
     offset_branch_convs,
     producers,
     protected_tensors,
@@ -339,6 +341,41 @@ def test_cpu_layout_fuses_into_qlinearconv(demo_graphs, calibrations, tmp_path):
     assert fused == quantized - 1
     float_convs = sum(n.op_type in ("Conv", "FusedConv") for n in optimized.graph.node)
     assert float_convs == len(offset_branch_convs(model)) + 1
+
+
+def test_cpu_layout_quantizes_relus_and_adds_with_their_conv(demo_graphs, calibrations):
+    """A Relu/Add/Resize of the cpu layout is int8 only with the Conv that owns it: kept in int8
+    beside float convs it only adds rounding, and with every Conv excluded the file is float (the
+    cpu default could not reach 45 dB without this, docs/int8.md)."""
+    graph, calibration = demo_graphs["plugin"], calibrations["cpu"]
+    owners = conv_owners(graph, LAYOUTS["cpu"])
+    nodes = {n.name: n for n in graph.graph.node}
+    relu = next(n for n in owners if nodes[n].op_type == "Relu")
+    assert nodes[owners[relu]].output[0] == nodes[relu].input[0]  # the Conv it follows
+    residual = next(
+        n
+        for n, owner in owners.items()
+        if nodes[n].op_type == "Add"
+        and owner not in (None, owners[relu])
+        and nodes[owner].output[0] in nodes[n].input
+    )  # fmt: skip: an Add belongs to the Conv of its branch
+    unowned = [n for n, owner in owners.items() if owner is None]
+    assert {nodes[n].op_type for n in unowned} >= {"MaxPool", "LeakyRelu"}  # after the DCN, correlation
+
+    def int8(model, name):
+        """A quantized Relu is folded into its Conv's output range (removed); others read a DQ."""
+        node = next((n for n in model.graph.node if n.name == name), None)
+        return node is None or bool(_dq_inputs(model, node))
+
+    everything = place_qdq(graph, calibration, set())
+    assert int8(everything, relu) and int8(everything, residual)
+    assert not any(int8(everything, n) for n in unowned)
+    without = place_qdq(graph, calibration, {owners[relu], owners[residual]})
+    assert not int8(without, relu) and not int8(without, residual)
+    alone = place_qdq(graph, calibration, set(), only={owners[relu]})
+    assert int8(alone, relu) and not int8(alone, residual)
+    float_file = place_qdq(graph, calibration, set(conv_layers(graph)))
+    assert not [n for n in float_file.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear")]
 
 
 @pytest.mark.parametrize("target", ["tensorrt", "cpu"])
