@@ -19,6 +19,7 @@ from dpanet.runtime.memory import (
     MemoryCost,
     choose_tile,
     is_out_of_memory,
+    measured_cost,
     parse_memory,
 )
 from dpanet.runtime.onnxruntime_backend import OnnxRuntimeBackend
@@ -189,12 +190,18 @@ def test_the_cost_table_in_the_docs_is_the_one_the_code_plans_from():
         assert documented[key] == (round(cost.base / GIB, 2), round(cost.per_pixel))
 
 
-def test_cli_max_memory_tiles_a_frame_as_an_explicit_tile_would(small_export, tmp_path, capsys):
+@pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
+def test_cli_max_memory_tiles_a_frame_as_an_explicit_tile_would(small_export, tmp_path, capsys, backend):
+    """ONNX Runtime and PyTorch (a checkpoint) are both bounded by their measured costs."""
     write_pair(tmp_path, "p", 200, 304, seed=3)
-    cost = OnnxRuntimeBackend(small_export[1]).memory_cost
+    cost = measured_cost(backend, "fp32", width=4)  # small_export's width
     budget = int(cost.estimate(200 * 304 // 2, 200 * 304))
     common = ["deblur", "-l", str(tmp_path / "p_L.png"), "-r", str(tmp_path / "p_R.png")]
-    common += ["--model", str(small_export[1])]
+    common += (
+        ["--model", str(small_export[1])]
+        if backend == "onnxruntime"
+        else ["--checkpoint", str(small_export[0])]
+    )
     assert main([*common, "-o", str(tmp_path / "bounded.png"), "--max-memory", str(budget)]) == 0
     note = capsys.readouterr().err
     tile = re.search(r"tiled in \d+ (\d+)x(\d+) tiles", note)
