@@ -67,9 +67,9 @@ class MemoryCost:
 
 
 MEASURED_COSTS: dict[tuple[str, str], MemoryCost] = {
-    ("onnxruntime", "fp32"): MemoryCost(base=0.96 * GIB, per_pixel=8310.0),
-    ("onnxruntime", "int8"): MemoryCost(base=0.44 * GIB, per_pixel=15662.0),
-    ("onnxruntime", "fp16"): MemoryCost(base=0.68 * GIB, per_pixel=7123.0),
+    ("onnxruntime", "fp32"): MemoryCost(base=0.95 * GIB, per_pixel=7726.0),
+    ("onnxruntime", "int8"): MemoryCost(base=0.51 * GIB, per_pixel=8303.0),
+    ("onnxruntime", "fp16"): MemoryCost(base=0.66 * GIB, per_pixel=5281.0),
     ("torch", "fp32"): MemoryCost(base=0.63 * GIB, per_pixel=5338.0),
 }
 """(backend, precision) -> cost at width 64; docs/runtime.md "Memory" (``dpanet bench memory``)."""
