@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import platform
 
+TARGETS = ("tensorrt", "cpu")
+"""``--target``: the Q/DQ layouts of :mod:`dpanet.calib.layout`."""
+
+METHOD_NAMES = ("minmax", "entropy", "percentile")
+"""``--method``: ONNX Runtime's calibrators (:data:`dpanet.calib.quantize.METHODS`)."""
+
+DEFAULT_METHOD = "minmax"  # chosen by measurement (docs/int8.md, "Calibration methods")
+
 DEFAULT_MIN_PSNR = 45.0
 """dB against the float model's output on every calibration pair, measured as ``dpanet parity``
 measures it (the peak is the reference's maximum): parity's int8 floor is 40 dB on every pair, and

@@ -20,8 +20,6 @@ from onnxruntime.quantization import QuantType
 
 from dpanet.export.onnx_ops import CORRELATION, DEFORM_CONV
 
-TARGETS = ("tensorrt", "cpu")
-
 
 @dataclass(frozen=True)
 class TargetLayout:

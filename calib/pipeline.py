@@ -18,11 +18,18 @@ from pathlib import Path
 
 import onnx
 
-from dpanet.calib.choices import CPU_ARCHES, DEFAULT_MIN_PSNR, this_cpu_arch
+from dpanet.calib.choices import (
+    CPU_ARCHES,
+    DEFAULT_METHOD,
+    DEFAULT_MIN_PSNR,
+    METHOD_NAMES,
+    TARGETS,
+    this_cpu_arch,
+)
 from dpanet.calib.cost import high_precision_share
 from dpanet.calib.data import load_calibration_set
-from dpanet.calib.layout import TARGETS, conv_layers, rule_exclusions
-from dpanet.calib.quantize import DEFAULT_METHOD, METHODS, calibrate, finish, place_qdq
+from dpanet.calib.layout import conv_layers, rule_exclusions
+from dpanet.calib.quantize import calibrate, finish, place_qdq
 from dpanet.calib.sensitivity import (
     Evaluator,
     Report,
@@ -56,7 +63,7 @@ class CalibrateOptions:
         for option, value, allowed in (
             ("--target", self.target, TARGETS),
             ("--flavor", self.flavor, FLAVORS),
-            ("--method", self.method, tuple(METHODS)),
+            ("--method", self.method, METHOD_NAMES),
             ("--cpu-arch", self.cpu_arch, CPU_ARCHES),
         ):
             if value not in allowed:

@@ -48,7 +48,7 @@ METHODS = {
     "entropy": CalibrationMethod.Entropy,
     "percentile": CalibrationMethod.Percentile,
 }
-DEFAULT_METHOD = "minmax"  # chosen by measurement (docs/int8.md, "Calibration methods")
+"""``--method`` name (:data:`dpanet.calib.choices.METHOD_NAMES`) -> ONNX Runtime's calibrator."""
 CALIBRATOR_OPTIONS = {"entropy": {"num_bins": 2048, "num_quantized_bins": 128}}
 """Options of ONNX Runtime's calibrators that ``quantize_static`` cannot pass. Its entropy
 calibrator defaults to 128 histogram bins and 128 quantized bins, so its threshold search has one

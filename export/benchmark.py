@@ -49,9 +49,10 @@ def _median_seconds(run: Callable[[], object], repeats: int) -> float:
 
 def _int8_cpu_model(loaded: LoadedCheckpoint, path: Path) -> None:
     """The plugin flavour with the cpu target's Q/DQ, calibrated on two random pairs."""
+    from dpanet.calib.choices import DEFAULT_METHOD
     from dpanet.calib.data import CalibrationPair
     from dpanet.calib.layout import offset_branch_convs
-    from dpanet.calib.quantize import DEFAULT_METHOD, calibrate, finish, place_qdq
+    from dpanet.calib.quantize import calibrate, finish, place_qdq
 
     graphs = {f: export_model(loaded, ExportOptions(flavor=f)) for f in ("portable", "plugin")}
     rng = np.random.default_rng(1)

@@ -638,3 +638,14 @@ def test_calibrate_reports_the_psnr_parity_measures(small, tmp_path, capsys):
     pair = load_calibration_set(held_out, 1, (32, 32), "BGR").pairs[0]
     reference = Evaluator(export_model(load_checkpoint(checkpoint), ExportOptions()), [pair]).reference[0]
     assert 20 * math.log10(1 / reference.max()) > 1.0  # what a data range of 1 would have added
+
+
+def test_the_cli_choices_are_the_calibrators_and_layouts():
+    """The CLI lists methods and targets without importing onnx (dpanet.calib.choices); they must
+    be the calibrators and layouts the pipeline has."""
+    from dpanet.calib.choices import DEFAULT_METHOD, METHOD_NAMES, TARGETS
+    from dpanet.calib.layout import LAYOUTS
+    from dpanet.calib.quantize import METHODS
+
+    assert tuple(METHODS) == METHOD_NAMES and DEFAULT_METHOD in METHODS
+    assert tuple(LAYOUTS) == TARGETS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dpanet.calib.choices import DEFAULT_METHOD, METHOD_NAMES, TARGETS
 from dpanet.cli.options import add_size_option, check_multiple, non_negative_int, parse_size, positive_int
 from dpanet.errors import DPANetError
 
@@ -133,10 +134,10 @@ def add_parser(subparsers) -> None:
     )
     c.add_argument("--checkpoint", type=Path, help="our checkpoint (default: the bundled demo model)")
     c.add_argument("--data", type=Path, required=True, help="pairs, as dpanet calibrate's --data")
-    c.add_argument("--target", nargs="+", choices=["tensorrt", "cpu"], default=["tensorrt"],
+    c.add_argument("--target", nargs="+", choices=list(TARGETS), default=["tensorrt"],
                    help="layouts (default: tensorrt)")  # fmt: skip
-    c.add_argument("--method", nargs="+", choices=["minmax", "entropy", "percentile"], default=["minmax"],
-                   help="calibration methods (default: minmax)")  # fmt: skip
+    c.add_argument("--method", nargs="+", choices=list(METHOD_NAMES), default=[DEFAULT_METHOD],
+                   help=f"calibration methods (default: {DEFAULT_METHOD})")  # fmt: skip
     c.add_argument(
         "--count",
         nargs="+",

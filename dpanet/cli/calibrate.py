@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dpanet.calib.choices import CPU_ARCHES, DEFAULT_MIN_PSNR, this_cpu_arch
+from dpanet.calib.choices import (
+    CPU_ARCHES,
+    DEFAULT_METHOD,
+    DEFAULT_MIN_PSNR,
+    METHOD_NAMES,
+    TARGETS,
+    this_cpu_arch,
+)
 from dpanet.cli.options import check_multiple, parse_size
 
 
@@ -28,7 +35,7 @@ def add_parser(subparsers) -> None:
         help="calibration pairs: a DPDD-layout folder (as dpanet synth writes) or NAME_L/NAME_R files",
     )
     p.add_argument("-o", "--output", required=True, type=Path, help="the .onnx file to write")
-    p.add_argument("--target", choices=["tensorrt", "cpu"], default="tensorrt", help="default: tensorrt")
+    p.add_argument("--target", choices=list(TARGETS), default="tensorrt", help="default: tensorrt")
     p.add_argument("--flavor", choices=["plugin", "portable"], default="plugin", help="default: plugin")
     p.add_argument(
         "--cpu-arch",
@@ -39,9 +46,9 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--method",
-        choices=["minmax", "entropy", "percentile"],
-        default=None,
-        help="ONNX Runtime calibration method (default: minmax, see docs/int8.md)",
+        choices=list(METHOD_NAMES),
+        default=DEFAULT_METHOD,
+        help=f"ONNX Runtime calibration method (default: {DEFAULT_METHOD}, see docs/int8.md)",
     )
     p.add_argument(
         "--count", type=int, default=16, help="calibration pairs, first in name order (default: 16)"
@@ -82,13 +89,12 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from dpanet.calib.pipeline import CalibrateOptions, calibrate_checkpoint
-    from dpanet.calib.quantize import DEFAULT_METHOD
     from dpanet.training.checkpoint import default_checkpoint_path
 
     options = CalibrateOptions(
         target=args.target,
         flavor=args.flavor,
-        method=args.method or DEFAULT_METHOD,
+        method=args.method,
         count=args.count,
         size=check_multiple("--size", args.size),
         exclude=args.exclude,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dpanet.calib.choices import TARGETS
 from dpanet.cli.options import add_profile_options, profile_sizes
 
 
@@ -31,9 +32,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32", help="default: fp32")
     p.add_argument("--flavor", choices=["plugin", "portable"], default="plugin", help="default: plugin")
-    p.add_argument(
-        "--target", choices=["tensorrt", "cpu"], default="tensorrt", help="default: tensorrt (engine)"
-    )
+    p.add_argument("--target", choices=list(TARGETS), default="tensorrt", help="default: tensorrt (engine)")
     p.add_argument("--calibration", type=Path, metavar="DIR", help="int8: the calibration pairs")
     add_profile_options(p)
     p.add_argument("--force", action="store_true", help="redo every step")
