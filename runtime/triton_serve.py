@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import sysconfig
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,13 @@ from dpanet.runtime.model_info import INPUT_NAMES, OUTPUT_NAME
 WIRE_CHANNEL_ORDER = "BGR"
 ERROR_MARK = "DPANetError: "  # precedes the one-line message in the error text a client receives
 INSTALL_HINT = f"serving needs PyTriton and tritonclient: {pip_command('serve')}"
+# PyTriton 0.7 races with Triton's parallel instance loading: every instance but the first fetches
+# its configuration from a socket the first one opens, waiting at most 1 s for the file and failing
+# if it connects between the socket's bind and listen (seen once in CI: ConnectionRefusedError from
+# get_config_from_handshake_server, --instances 2, two busy cores; 0 of 8 starts under load here).
+# The stub's code is PyTriton's, copied into the model at startup, so the server is started again.
+HANDSHAKE_RACE = "get_config_from_handshake_server"
+STARTS = 3
 
 
 @dataclass
@@ -150,7 +158,8 @@ def start_server(
 ):
     """A started PyTriton ``Triton`` serving each ``models`` entry, name -> its instances (one
     network each), on HTTP, gRPC and metrics ``ports`` at ``address``; the server's log goes to
-    ``log_file`` (default: this process's stdout). Stop it with ``.stop()``."""
+    ``log_file`` (default: this process's stdout). Stop it with ``.stop()``. A start lost to
+    PyTriton's handshake race (:data:`HANDSHAKE_RACE`) is tried again, up to :data:`STARTS` in all."""
     ModelConfig, Tensor, Triton, TritonConfig = _import_pytriton()
     use_interpreter_libpython()
     config = TritonConfig(
@@ -165,24 +174,39 @@ def start_server(
         log_verbose=0,
         log_file=log_file,
     )
+    attempt = 1
+    while True:
+        triton = Triton(config=config)
+        try:
+            _bind(triton, models, ModelConfig, Tensor)
+            triton.run()
+            return triton
+        except Exception as exc:  # PyTriton's and tritonclient's errors carry the server's traceback
+            triton.stop()
+            if HANDSHAKE_RACE in str(exc) and attempt < STARTS:
+                attempt += 1
+                print(
+                    "the Triton server's model instances raced at startup (PyTriton's handshake); "
+                    f"starting it again (attempt {attempt} of {STARTS})",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                continue
+            text = str(exc).split("Traceback")[0].strip() or type(exc).__name__
+            raise DPANetError(f"the Triton server could not load the model: {text.splitlines()[0]}") from None
+
+
+def _bind(triton, models: dict[str, list[ServedNetwork]], ModelConfig, Tensor) -> None:
     shape = (-1, 3, -1, -1)
-    triton = Triton(config=config)
-    try:
-        for name, networks in models.items():
-            triton.bind(
-                model_name=name,
-                infer_func=[_instance(n) for n in networks],
-                inputs=[Tensor(name=k, dtype=np.float32, shape=shape) for k in INPUT_NAMES],
-                outputs=[Tensor(name=OUTPUT_NAME, dtype=np.float32, shape=shape)],
-                config=ModelConfig(batching=False),  # one pair a request: sizes differ between requests
-                strict=True,
-            )
-        triton.run()
-    except Exception as exc:  # PyTriton's and tritonclient's errors carry the server's traceback
-        triton.stop()
-        text = str(exc).split("Traceback")[0].strip() or type(exc).__name__
-        raise DPANetError(f"the Triton server could not load the model: {text.splitlines()[0]}") from None
-    return triton
+    for name, networks in models.items():
+        triton.bind(
+            model_name=name,
+            infer_func=[_instance(n) for n in networks],
+            inputs=[Tensor(name=k, dtype=np.float32, shape=shape) for k in INPUT_NAMES],
+            outputs=[Tensor(name=OUTPUT_NAME, dtype=np.float32, shape=shape)],
+            config=ModelConfig(batching=False),  # one pair a request: sizes differ between requests
+            strict=True,
+        )
 
 
 def _instance(network: ServedNetwork):

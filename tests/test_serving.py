@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from dpanet.cli import main
+from dpanet.errors import DPANetError
 from dpanet.runtime.images import read_image
 from dpanet.runtime.triton_serve import free_loopback_ports as free_ports
 
@@ -148,6 +149,70 @@ def test_stub_gets_the_interpreters_libpython(monkeypatch):
     import os
 
     assert os.environ["LD_LIBRARY_PATH"].split(":") == [sysconfig.get_config_var("LIBDIR"), "/usr/lib", "/x"]
+
+
+# The text PyTriton raised in CI when the second instance lost the handshake race (shortened).
+RACED = (
+    "[400] load failed for model 'dpanet': version 1 is at UNAVAILABLE state: Internal: "
+    "TritonModelException: Model initialize error: Traceback (most recent call last):\n"
+    '  File "/tmp/folder3KeJkV/1/communication.py", line 550, in get_config_from_handshake_server\n'
+    "    sock.connect(socket_path.as_posix())\nConnectionRefusedError: [Errno 111] Connection refused\n"
+)
+
+
+def failing_first_runs(monkeypatch, texts: list[str]) -> list:
+    """Make start_server's PyTriton ``Triton`` raise ``texts`` from its first runs (a fault
+    injected before the real run); returns the list of Triton objects run."""
+    import dpanet.runtime.triton_serve as serve
+
+    ModelConfig, Tensor, Triton, TritonConfig = serve._import_pytriton()
+    runs = []
+
+    class FailingFirst(Triton):
+        def run(self):
+            runs.append(self)
+            if len(runs) <= len(texts):
+                raise RuntimeError(texts[len(runs) - 1])
+            super().run()
+
+    monkeypatch.setattr(serve, "_import_pytriton", lambda: (ModelConfig, Tensor, FailingFirst, TritonConfig))
+    return runs
+
+
+def test_a_start_lost_to_the_handshake_race_is_started_again(small_export, tmp_path, monkeypatch, capsys):
+    from dpanet.runtime.triton_serve import Ports, load_network, start_server
+
+    runs = failing_first_runs(monkeypatch, [RACED])
+    ports = Ports(*free_ports(3))
+    triton = start_server({"dpanet": [load_network(small_export[1], None, 1)]}, ports, log_file=tmp_path / "log")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports.http}/v2/models/dpanet/ready", timeout=10) as r:
+            assert r.status == 200
+    finally:
+        triton.stop()
+    assert len(runs) == 2
+    assert "raced at startup (PyTriton's handshake); starting it again (attempt 2 of 3)" in capsys.readouterr().err
+
+
+OTHER = "[400] load failed for model 'dpanet': Traceback (most recent call last):\nValueError: no\n"
+
+
+@pytest.mark.parametrize(
+    ("texts", "runs_made", "message"),
+    [
+        ([RACED] * 3, 3, RACED.split(" Traceback")[0]),
+        ([OTHER], 1, "[400] load failed for model 'dpanet':"),
+    ],
+)
+def test_a_start_that_keeps_failing_is_one_line(small_export, monkeypatch, texts, runs_made, message):
+    """Three races in a row, or any other failure at once: the message before the traceback."""
+    from dpanet.runtime.triton_serve import Ports, load_network, start_server
+
+    runs = failing_first_runs(monkeypatch, texts)
+    with pytest.raises(DPANetError) as info:
+        start_server({"dpanet": [load_network(small_export[1], None, 1)]}, Ports(*free_ports(3)))
+    assert str(info.value) == f"the Triton server could not load the model: {message}"
+    assert len(runs) == runs_made
 
 
 def test_serve_command_starts_answers_and_stops(small_export, tmp_path):
