@@ -17,10 +17,13 @@ parameter instead (:mod:`dpanet.runtime.triton_config`).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import sys
 import sysconfig
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,11 +40,15 @@ ERROR_MARK = "DPANetError: "  # precedes the one-line message in the error text 
 INSTALL_HINT = f"serving needs PyTriton and tritonclient: {pip_command('serve')}"
 # PyTriton 0.7 races with Triton's parallel instance loading: every instance but the first fetches
 # its configuration from a socket the first one opens, waiting at most 1 s for the file and failing
-# if it connects between the socket's bind and listen (seen once in CI: ConnectionRefusedError from
-# get_config_from_handshake_server, --instances 2, two busy cores; 0 of 8 starts under load here).
-# The stub's code is PyTriton's, copied into the model at startup, so the server is started again.
+# if it connects between the socket's bind and listen (ConnectionRefusedError from
+# get_config_from_handshake_server). PyTriton's own two functions raced as the stubs race them
+# failed 4 of 300 times on an idle 2-core machine and 22 of 300 under load; CI lost 4 of 8 starts
+# of a 2-instance model. The stub's code is PyTriton's, copied into the model at startup, so the
+# server is started again after a pause; STARTS bounds the attempts.
 HANDSHAKE_RACE = "get_config_from_handshake_server"
-STARTS = 3
+STARTS = 6
+RETRY_PAUSE_S = 1.0
+STUB_EXIT_WAIT_S = 3.0
 
 
 @dataclass
@@ -145,9 +152,62 @@ def _import_pytriton():
     try:
         from pytriton.model_config import ModelConfig, Tensor
         from pytriton.triton import Triton, TritonConfig
+        from pytriton.utils.workspace import Workspace
     except ImportError as exc:
         raise DPANetError(f"{INSTALL_HINT} ({exc})") from None
-    return ModelConfig, Tensor, Triton, TritonConfig
+    return ModelConfig, Tensor, Triton, TritonConfig, Workspace
+
+
+class RunningServer:
+    """A started Triton server; :meth:`stop` stops it and ends its Python-backend stubs.
+
+    PyTriton's stop leaves a stub process behind now and then (seen: about one stop in six of a
+    2-instance model, the stub blocked on a futex with its server gone, holding its shared memory),
+    so :meth:`stop` ends every process still running from the server's workspace."""
+
+    def __init__(self, triton, workspace: Path):
+        self.triton = triton
+        self.workspace = workspace
+
+    def stop(self) -> None:
+        self.triton.stop()
+        end_processes_run_from(self.workspace)
+
+
+def end_processes_run_from(folder: Path, wait_s: float = STUB_EXIT_WAIT_S) -> list[int]:
+    """SIGKILL the processes whose program lies under ``folder`` and that are still alive
+    ``wait_s`` seconds from now (Linux: read from /proc); returns their PIDs."""
+    prefix = f"{folder}{os.sep}".encode()
+    deadline = time.monotonic() + wait_s
+    while True:
+        left = [pid for pid in _pids() if _program(pid).startswith(prefix) and _alive(pid)]
+        if not left or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return left
+
+
+def _pids() -> list[int]:
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _program(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:  # gone, or not ours to read
+        return b""
+
+
+def _alive(pid: int) -> bool:
+    """Running or sleeping; a zombie (ended, not yet reaped) is not."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
 
 
 def start_server(
@@ -155,12 +215,12 @@ def start_server(
     ports: Ports,
     address: str = "127.0.0.1",
     log_file: Path | None = None,
-):
-    """A started PyTriton ``Triton`` serving each ``models`` entry, name -> its instances (one
-    network each), on HTTP, gRPC and metrics ``ports`` at ``address``; the server's log goes to
-    ``log_file`` (default: this process's stdout). Stop it with ``.stop()``. A start lost to
+) -> RunningServer:
+    """A started Triton server (PyTriton's) serving each ``models`` entry, name -> its instances
+    (one network each), on HTTP, gRPC and metrics ``ports`` at ``address``; the server's log goes
+    to ``log_file`` (default: this process's stdout). Stop it with ``.stop()``. A start lost to
     PyTriton's handshake race (:data:`HANDSHAKE_RACE`) is tried again, up to :data:`STARTS` in all."""
-    ModelConfig, Tensor, Triton, TritonConfig = _import_pytriton()
+    ModelConfig, Tensor, Triton, TritonConfig, Workspace = _import_pytriton()
     use_interpreter_libpython()
     config = TritonConfig(
         http_address=address,
@@ -176,13 +236,14 @@ def start_server(
     )
     attempt = 1
     while True:
-        triton = Triton(config=config)
+        workspace = Workspace()
+        server = RunningServer(Triton(config=config, workspace=workspace), workspace.path)
         try:
-            _bind(triton, models, ModelConfig, Tensor)
-            triton.run()
-            return triton
+            _bind(server.triton, models, ModelConfig, Tensor)
+            server.triton.run()
+            return server
         except Exception as exc:  # PyTriton's and tritonclient's errors carry the server's traceback
-            triton.stop()
+            server.stop()
             if HANDSHAKE_RACE in str(exc) and attempt < STARTS:
                 attempt += 1
                 print(
@@ -191,6 +252,7 @@ def start_server(
                     file=sys.stderr,
                     flush=True,
                 )
+                time.sleep(RETRY_PAUSE_S)
                 continue
             text = str(exc).split("Traceback")[0].strip() or type(exc).__name__
             raise DPANetError(f"the Triton server could not load the model: {text.splitlines()[0]}") from None

@@ -19,6 +19,7 @@ import pytest
 from dpanet.cli import main
 from dpanet.errors import DPANetError
 from dpanet.runtime.images import read_image
+from dpanet.runtime.triton_serve import STARTS
 from dpanet.runtime.triton_serve import free_loopback_ports as free_ports
 
 from runtime_cases import static_copy, write_pair
@@ -165,7 +166,7 @@ def failing_first_runs(monkeypatch, texts: list[str]) -> list:
     injected before the real run); returns the list of Triton objects run."""
     import dpanet.runtime.triton_serve as serve
 
-    ModelConfig, Tensor, Triton, TritonConfig = serve._import_pytriton()
+    ModelConfig, Tensor, Triton, TritonConfig, Workspace = serve._import_pytriton()
     runs = []
 
     class FailingFirst(Triton):
@@ -175,7 +176,10 @@ def failing_first_runs(monkeypatch, texts: list[str]) -> list:
                 raise RuntimeError(texts[len(runs) - 1])
             super().run()
 
-    monkeypatch.setattr(serve, "_import_pytriton", lambda: (ModelConfig, Tensor, FailingFirst, TritonConfig))
+    monkeypatch.setattr(
+        serve, "_import_pytriton", lambda: (ModelConfig, Tensor, FailingFirst, TritonConfig, Workspace)
+    )
+    monkeypatch.setattr(serve, "RETRY_PAUSE_S", 0.0)
     return runs
 
 
@@ -184,14 +188,19 @@ def test_a_start_lost_to_the_handshake_race_is_started_again(small_export, tmp_p
 
     runs = failing_first_runs(monkeypatch, [RACED])
     ports = Ports(*free_ports(3))
-    triton = start_server({"dpanet": [load_network(small_export[1], None, 1)]}, ports, log_file=tmp_path / "log")
+    triton = start_server(
+        {"dpanet": [load_network(small_export[1], None, 1)]}, ports, log_file=tmp_path / "log"
+    )
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{ports.http}/v2/models/dpanet/ready", timeout=10) as r:
             assert r.status == 200
     finally:
         triton.stop()
     assert len(runs) == 2
-    assert "raced at startup (PyTriton's handshake); starting it again (attempt 2 of 3)" in capsys.readouterr().err
+    assert (
+        f"raced at startup (PyTriton's handshake); starting it again (attempt 2 of {STARTS})"
+        in capsys.readouterr().err
+    )
 
 
 OTHER = "[400] load failed for model 'dpanet': Traceback (most recent call last):\nValueError: no\n"
@@ -200,12 +209,12 @@ OTHER = "[400] load failed for model 'dpanet': Traceback (most recent call last)
 @pytest.mark.parametrize(
     ("texts", "runs_made", "message"),
     [
-        ([RACED] * 3, 3, RACED.split(" Traceback")[0]),
+        ([RACED] * STARTS, STARTS, RACED.split(" Traceback")[0]),
         ([OTHER], 1, "[400] load failed for model 'dpanet':"),
     ],
 )
 def test_a_start_that_keeps_failing_is_one_line(small_export, monkeypatch, texts, runs_made, message):
-    """Three races in a row, or any other failure at once: the message before the traceback."""
+    """Races in every start, or any other failure at once: the message before the traceback."""
     from dpanet.runtime.triton_serve import Ports, load_network, start_server
 
     runs = failing_first_runs(monkeypatch, texts)
@@ -213,6 +222,57 @@ def test_a_start_that_keeps_failing_is_one_line(small_export, monkeypatch, texts
         start_server({"dpanet": [load_network(small_export[1], None, 1)]}, Ports(*free_ports(3)))
     assert str(info.value) == f"the Triton server could not load the model: {message}"
     assert len(runs) == runs_made
+
+
+def test_processes_run_from_a_folder_are_ended(tmp_path):
+    """A process whose program lies in the folder is killed once the wait is over; one whose
+    program lies elsewhere is left running."""
+    import shutil
+
+    from dpanet.runtime.triton_serve import end_processes_run_from
+
+    sleep = shutil.which("sleep")
+    inside = tmp_path / "bin" / "sleep"
+    inside.parent.mkdir()
+    shutil.copy(sleep, inside)
+    stub = subprocess.Popen([str(inside), "60"])
+    other = subprocess.Popen([sleep, "60"])
+    try:
+        assert end_processes_run_from(tmp_path, wait_s=0.3) == [stub.pid]
+        assert stub.wait(timeout=10) == -signal.SIGKILL
+        assert other.poll() is None
+        finished = subprocess.Popen([str(inside), "0"])
+        finished.wait()  # ended and reaped: nothing to end
+        assert end_processes_run_from(tmp_path, wait_s=0) == []
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_stop_leaves_no_stub_running(small_export):
+    """Every Python-backend stub of a 2-instance server is gone (or a zombie) after stop()."""
+    from dpanet.runtime.triton_serve import Ports, load_network, start_server
+
+    server = start_server(
+        {"dpanet": [load_network(small_export[1], None, 1) for _ in range(2)]}, Ports(*free_ports(3))
+    )
+    try:
+        listing = subprocess.run(
+            ["ps", "-ww", "-eo", "pid=,args="], capture_output=True, text=True, check=True
+        ).stdout
+        stubs = [
+            int(line.split()[0])
+            for line in listing.splitlines()
+            if f"{server.workspace}/" in line and "stub" in line
+        ]
+        assert len(stubs) == 2, listing
+    finally:
+        server.stop()
+    for pid in stubs:
+        state = subprocess.run(
+            ["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True
+        ).stdout.strip()
+        assert state == "" or state.startswith("Z"), f"stub {pid} still {state}"
 
 
 def test_serve_command_starts_answers_and_stops(small_export, tmp_path):
