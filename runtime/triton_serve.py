@@ -17,9 +17,7 @@ parameter instead (:mod:`dpanet.runtime.triton_config`).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import socket
 import sys
 import sysconfig
@@ -34,6 +32,7 @@ from dpanet.contract import SIZE_MULTIPLE
 from dpanet.errors import DPANetError
 from dpanet.extras import pip_command
 from dpanet.runtime.model_info import INPUT_NAMES, OUTPUT_NAME
+from dpanet.runtime.process_table import end_processes_run_from
 
 WIRE_CHANNEL_ORDER = "BGR"
 ERROR_MARK = "DPANetError: "  # precedes the one-line message in the error text a client receives
@@ -172,43 +171,7 @@ class RunningServer:
 
     def stop(self) -> None:
         self.triton.stop()
-        end_processes_run_from(self.workspace)
-
-
-def end_processes_run_from(folder: Path, wait_s: float = STUB_EXIT_WAIT_S) -> list[int]:
-    """SIGKILL the processes whose program lies under ``folder`` and that are still alive
-    ``wait_s`` seconds from now (Linux: read from /proc); returns their PIDs."""
-    prefix = f"{folder}{os.sep}".encode()
-    deadline = time.monotonic() + wait_s
-    while True:
-        left = [pid for pid in _pids() if _program(pid).startswith(prefix) and _alive(pid)]
-        if not left or time.monotonic() >= deadline:
-            break
-        time.sleep(0.1)
-    for pid in left:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    return left
-
-
-def _pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
-
-
-def _program(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
-    except OSError:  # gone, or not ours to read
-        return b""
-
-
-def _alive(pid: int) -> bool:
-    """Running or sleeping; a zombie (ended, not yet reaped) is not."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "\nState:\tZ" not in status
+        end_processes_run_from(self.workspace, STUB_EXIT_WAIT_S)
 
 
 def start_server(

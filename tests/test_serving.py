@@ -224,31 +224,6 @@ def test_a_start_that_keeps_failing_is_one_line(small_export, monkeypatch, texts
     assert len(runs) == runs_made
 
 
-def test_processes_run_from_a_folder_are_ended(tmp_path):
-    """A process whose program lies in the folder is killed once the wait is over; one whose
-    program lies elsewhere is left running."""
-    import shutil
-
-    from dpanet.runtime.triton_serve import end_processes_run_from
-
-    sleep = shutil.which("sleep")
-    inside = tmp_path / "bin" / "sleep"
-    inside.parent.mkdir()
-    shutil.copy(sleep, inside)
-    stub = subprocess.Popen([str(inside), "60"])
-    other = subprocess.Popen([sleep, "60"])
-    try:
-        assert end_processes_run_from(tmp_path, wait_s=0.3) == [stub.pid]
-        assert stub.wait(timeout=10) == -signal.SIGKILL
-        assert other.poll() is None
-        finished = subprocess.Popen([str(inside), "0"])
-        finished.wait()  # ended and reaped: nothing to end
-        assert end_processes_run_from(tmp_path, wait_s=0) == []
-    finally:
-        other.kill()
-        other.wait()
-
-
 def test_stop_leaves_no_stub_running(small_export):
     """Every Python-backend stub of a 2-instance server is gone (or a zombie) after stop()."""
     from dpanet.runtime.triton_serve import Ports, load_network, start_server
