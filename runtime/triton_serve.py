@@ -161,9 +161,9 @@ def _import_pytriton():
 class RunningServer:
     """A started Triton server; :meth:`stop` stops it and ends its Python-backend stubs.
 
-    PyTriton's stop leaves a stub process behind now and then (seen: about one stop in six of a
-    2-instance model, the stub blocked on a futex with its server gone, holding its shared memory),
-    so :meth:`stop` ends every process still running from the server's workspace."""
+    PyTriton's stop leaves a stub process behind now and then (seen: 5 of 15 stops of a 2-instance
+    model, the stub blocked on a futex with its server gone, holding its shared memory), so
+    :meth:`stop` ends every process still running from the server's workspace."""
 
     def __init__(self, triton, workspace: Path):
         self.triton = triton
